@@ -1,0 +1,50 @@
+"""HDF5 shards: one `.h5` file per shard, one variable-length row per sample, random access by index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ifcn.pipeline.records import FIELDS, Sample
+
+_BYTES = h5py.vlen_dtype(np.dtype("uint8"))
+
+
+def dataset_name(field: str) -> str:
+    """HDF5 dataset name of a sample field (`cls.png` -> `cls_png`)."""
+    return field.replace(".", "_")
+
+
+class HDF5Format:
+    """Datasets `key` (UTF-8 strings) and one variable-length uint8 dataset per field, all indexed by sample."""
+
+    name = "hdf5"
+    suffix = ".h5"
+
+    def write(self, path: Path, samples: Iterable[Sample]) -> int:
+        rows = list(samples)
+        # track_times=False and a fixed libver keep the file bytes a function of the content only.
+        with h5py.File(path, "w", libver=("v110", "v110"), track_order=False) as f:
+            f.attrs["format"] = "ifcn-shard"
+            f.create_dataset("key", data=[s.key.encode() for s in rows], dtype=h5py.string_dtype("utf-8"),
+                             track_times=False)
+            for field in FIELDS:
+                ds = f.create_dataset(dataset_name(field), shape=(len(rows),), dtype=_BYTES, track_times=False)
+                for i, s in enumerate(rows):
+                    ds[i] = np.frombuffer(s.to_fields()[field], np.uint8)
+        return len(rows)
+
+    def read(self, path: Path) -> Iterator[Sample]:
+        with h5py.File(path, "r") as f:
+            for i in range(f["key"].shape[0]):
+                yield read_row(f, i)
+
+
+def read_row(f: h5py.File, index: int) -> Sample:
+    """Sample `index` of an open shard file: the random-access path the trainer and evaluator use."""
+    key = f["key"][index]
+    key = key.decode() if isinstance(key, bytes) else str(key)
+    return Sample.from_fields(key, {field: f[dataset_name(field)][index].tobytes() for field in FIELDS})
