@@ -1,0 +1,167 @@
+"""`ifcn-prep`: synthetic data, click sampling into shards, verification and inspection.
+
+Thin commands: each checks its options and calls one typed function (`make_synth_dataset`, `run_sample`,
+`verify_output`, `inspect_output`) that the tests call too. Errors become Click errors naming the file or flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ifcn.pipeline.clicks import COUNT_MODES, ClickConfig
+from ifcn.pipeline.formats import FORMATS
+from ifcn.pipeline.manifest import MANIFEST_NAME
+from ifcn.pipeline.orchestrate import ON_ERROR, SampleJob, SampleResult, run_sample
+from ifcn.pipeline.plan import DEFAULT_IMAGES_PER_SHARD
+from ifcn.pipeline.voc import SPLITS
+
+CLICK_HELP = {
+    "d_margin": "Clicks keep at least this many pixels from the object boundary (positives, strategy 1 and 2).",
+    "d_step": "Clicks of one kind are at least this many pixels apart.",
+    "n_pos": "Most positive clicks per pair.",
+    "n_neg1": "Most negative clicks of strategy 1 (background band).",
+    "n_neg2": "Most negative clicks per other object (strategy 2).",
+    "n_neg3": "Negative clicks of strategy 3 (boundary cover).",
+    "d": "Outer width in pixels of the background band of strategies 1 and 3.",
+    "pairs": "Click pairs per object (15 for training, 1 for validation).",
+    "min_area": "Objects smaller than this many pixels are skipped.",
+    "count_mode": "random: click counts drawn from 1..N; fixed: always N.",
+}
+
+
+def click_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per ClickConfig field (`d_margin` -> `--d-margin`), with the config's defaults."""
+    for f in reversed(dataclasses.fields(ClickConfig)):
+        kind: Any = click.Choice(COUNT_MODES) if f.name == "count_mode" else type(f.default)
+        command = click.option(f"--{f.name.replace('_', '-')}", f.name, type=kind, default=f.default,
+                               show_default=True, help=CLICK_HELP[f.name])(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="ifcn")
+def main() -> None:
+    """Turn PASCAL VOC 2012 (or its synthetic stand-in) into click-interaction shards."""
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--train-images", type=click.IntRange(min=0), required=True, help="Images in the train split.")
+@click.option("--val-images", type=click.IntRange(min=0), required=True, help="Images in the val split.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Dataset seed.")
+@click.option("--long-side", type=click.IntRange(min=32), default=500, show_default=True,
+              help="Long image side in pixels (VOC: 500).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT/VOCdevkit/VOC2012.")
+def synth(out: Path, train_images: int, val_images: int, seed: int, long_side: int, overwrite: bool) -> None:
+    """Write a synthetic dataset in the VOC 2012 layout under OUT/VOCdevkit/VOC2012."""
+    from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
+
+    try:
+        config = SynthConfig(train_images=train_images, val_images=val_images, seed=seed, long_side=long_side)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        root = make_synth_dataset(out, config, overwrite=overwrite)
+    except (FileExistsError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {train_images} train and {val_images} val images to {root}")
+
+
+def _summary(result: SampleResult) -> str:
+    m, t = result.manifest, result.manifest.totals
+    skipped = ", ".join(f"{reason} {n}" for reason, n in t.skipped_objects.items()) or "none"
+    size = sum(s.bytes for s in m.shards)
+    lines = [
+        f"{m.source.split}: {t.images} images, {t.objects} objects, {t.pairs} pairs in {len(m.shards)} {m.format} "
+        f"shards ({size / 1e6:.1f} MB)",
+        f"skipped objects: {skipped}; skipped images: {len(t.skipped_images)}",
+        f"{result.seconds:.1f} s ({result.startup_seconds:.1f} s start-up), {t.objects / result.seconds:.1f} objects/s "
+        f"({t.objects / max(result.work_seconds, 1e-9):.1f} on a running cluster); {result.shards_written} shards "
+        f"written, {result.shards_kept} kept from an earlier run",
+        f"manifest: {result.out / MANIFEST_NAME} (id {m.id})",
+    ]
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--voc-root", type=click.Path(path_type=Path), required=True,
+              help="VOC2012 folder (or its VOCdevkit parent).")
+@click.option("--split", type=click.Choice(SPLITS), required=True, help="Split (ImageSets/Segmentation/SPLIT.txt).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder for shards and manifest.")
+@click_config_options
+@click.option("--seed", type=int, default=0, show_default=True, help="Global seed; each image's generator is "
+              "seeded from (seed, image id).")
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="webdataset", show_default=True,
+              help="Shard format.")
+@click.option("--images-per-shard", type=int, default=DEFAULT_IMAGES_PER_SHARD, show_default=True,
+              help="Images per shard (one shard = one task).")
+@click.option("--workers", type=int, default=None, help="Local worker processes [default: number of cores].")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run on the existing Dask cluster of this scheduler (paths must be visible to its workers).")
+@click.option("--on-error", type=click.Choice(ON_ERROR), default="fail", show_default=True,
+              help="fail: stop at the first bad image; skip: leave it out and record it in the manifest.")
+@click.option("--overwrite", is_flag=True, help="Replace shards made with other parameters in OUT.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def sample(voc_root: Path, split: str, out: Path, seed: int, fmt: str, images_per_shard: int, workers: int | None,
+           scheduler: str | None, on_error: str, overwrite: bool, no_progress: bool, **click_options: Any) -> None:
+    """Sample click pairs for every object of a split and write shards plus manifest.json to OUT.
+
+    Rerunning the same command after an interruption keeps the finished shards and writes the rest.
+    """
+    try:
+        config = ClickConfig(**click_options)
+        extra = {} if workers is None else {"workers": workers}
+        job = SampleJob(voc_root=voc_root, split=split, out=out, clicks=config, seed=seed, format=fmt,
+                        images_per_shard=images_per_shard, scheduler=scheduler, on_error=on_error,
+                        overwrite=overwrite, progress=not no_progress, **extra)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        result = run_sample(job, log=lambda message: click.echo(message, err=True))
+    except (ValueError, OSError) as e:  # InputError, another job's folder, unreachable cluster, unwritable disk
+        raise click.ClickException(str(e)) from None
+    click.echo(_summary(result))
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+def verify(out: Path) -> None:
+    """Recompute sizes, checksums and counts of every shard in OUT against its manifest."""
+    from ifcn.pipeline.verify import verify_output
+
+    try:
+        problems = verify_output(out)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    for problem in problems:
+        click.echo(f"BAD {problem}")
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in {out}; rerun `ifcn-prep sample` with the same "
+                                   "options to rewrite bad or missing shards")
+    click.echo(f"OK: every shard in {out} matches its manifest")
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--key", default=None, help="Sample to draw [default: the first sample of the first shard].")
+@click.option("--object", "object_id", type=int, default=None, help="Object id [default: the first with clicks].")
+@click.option("--pair", type=click.IntRange(min=0), default=0, show_default=True, help="Click pair to draw.")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output PNG file.")
+def inspect(out: Path, key: str | None, object_id: int | None, pair: int, png: Path) -> None:
+    """Draw one sample of the shards in OUT (folder, manifest or shard pattern) with its clicks to a PNG."""
+    from ifcn.pipeline.inspect import inspect_output
+
+    try:
+        view = inspect_output(out, png, key=key, object_id=object_id, pair=pair)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{png}: {view.title}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""`ifcn-prep sample` as one typed call: check everything, then one Dask task per shard, then the manifest.
+
+Order matters for the user's data: options, the VOC layout, the split and the output folder are all checked before
+anything is written, so bad input never touches what OUT already holds. Tasks run on a local cluster of worker
+processes, or on an existing cluster given by its scheduler address; the manifest is written last, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from ifcn import __version__
+from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.errors import InputError
+from ifcn.pipeline.formats import get_format
+from ifcn.pipeline.manifest import SCHEMA_VERSION, Manifest, Source, Totals, write_manifest
+from ifcn.pipeline.plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards
+from ifcn.pipeline.resume import check_output, claim_output, fingerprint
+from ifcn.pipeline.shard import ShardResult, ShardTask, build_shard
+from ifcn.pipeline.synth import SYNTH_MARKER
+from ifcn.pipeline.voc import check_files, find_voc_root, read_split
+
+ON_ERROR = ("fail", "skip")
+#: Retries of a task that raised (a worker that died is rescheduled by the scheduler on its own).
+TASK_RETRIES = 2
+WORKER_WAIT_S = 60
+
+
+def _default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """Every option of `ifcn-prep sample`. Invalid values raise ValueError naming the CLI flag."""
+
+    voc_root: Path
+    split: str
+    out: Path
+    clicks: ClickConfig = field(default_factory=ClickConfig)
+    seed: int = 0
+    format: str = "webdataset"
+    images_per_shard: int = DEFAULT_IMAGES_PER_SHARD
+    workers: int = field(default_factory=_default_workers)
+    scheduler: str | None = None
+    on_error: str = "fail"
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        get_format(self.format)
+        for name, minimum in (("seed", 0), ("images_per_shard", 1), ("workers", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+                raise ValueError(f"--{name.replace('_', '-')} must be a whole number ≥ {minimum} (got {value!r})")
+        if self.on_error not in ON_ERROR:
+            raise ValueError(f"--on-error must be one of {', '.join(ON_ERROR)} (got {self.on_error!r})")
+        if not self.split:
+            raise ValueError("--split must name a split file, for example train")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The generation parameters recorded in the manifest: everything the shard bytes depend on."""
+        return {"clicks": self.clicks.to_dict(), "seed": self.seed, "format": self.format,
+                "images_per_shard": self.images_per_shard}
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """The manifest written, with timings: `seconds` in all, `startup_seconds` of them checking the input and starting
+    the cluster, `work_seconds` from the cluster being ready to the last shard (shutdown is the rest)."""
+
+    out: Path
+    manifest: Manifest
+    seconds: float
+    startup_seconds: float
+    work_seconds: float
+    shards_written: int
+    shards_kept: int
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def reference_images(split: str) -> int | None:
+    """Number of images of `split` in the official VOC 2012 release (`manifests/voc2012.json`), if it is a VOC split."""
+    facts = json.loads(files("ifcn.manifests").joinpath("voc2012.json").read_text())
+    split_facts = facts["splits"].get(split)
+    return None if split_facts is None else int(split_facts["images"])
+
+
+def check_writable(out: Path) -> None:
+    """Raise InputError unless `out` is (or can be created as) a writable folder. Writes nothing."""
+    fix = "choose a writable folder with --out"
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "the output path exists and is not a folder", fix, kind="output")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(out, f"{existing} is a file, so no folder can be created under it", fix, kind="output")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(out, f"no permission to write in {existing}", fix, kind="output")
+
+
+@contextmanager
+def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
+    """A client of the cluster at `scheduler`, or of a local cluster of `workers` single-threaded processes."""
+    from distributed import Client
+
+    if scheduler:
+        try:  # waits up to Dask's `distributed.comm.timeouts.connect` (30 s unless configured)
+            client = Client(scheduler)
+        except OSError as e:
+            raise ConnectionError(f"could not reach the Dask scheduler at {scheduler} ({e}). Fix: start one with "
+                                  "`dask scheduler` and `dask worker`, or leave out --scheduler") from None
+        with client:
+            try:
+                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except TimeoutError:
+                raise ConnectionError(f"no Dask worker joined the scheduler at {scheduler} within {WORKER_WAIT_S} s. "
+                                      f"Fix: start workers with `dask worker {scheduler}`") from None
+            yield client
+        return
+    with local_cluster(workers) as cluster, Client(cluster) as client:
+        yield client
+
+
+def local_cluster(workers: int) -> Any:
+    """A local Dask cluster of `workers` single-threaded worker processes (a context manager), no dashboard.
+
+    Workers import the task's modules while starting (preload), so that time counts as start-up, not as work.
+    """
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                        silence_logs=logging.ERROR, preload=[build_shard.__module__])
+
+
+def _run_tasks(client: Any, tasks: list[ShardTask], progress: bool, split: str) -> list[ShardResult]:
+    """Submit one task per shard and collect the results; stop at the first bad input (`--on-error fail`)."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    futures = [client.submit(build_shard, task, pure=False, retries=TASK_RETRIES) for task in tasks]
+    results: list[ShardResult] = []
+    try:
+        with tqdm(total=len(futures), desc=f"{split} shards", unit="shard", disable=not progress,
+                  file=sys.stderr) as bar:
+            for future in as_completed(futures):
+                result: ShardResult = future.result()
+                if result.error is not None:
+                    raise result.error
+                results.append(result)
+                bar.update()
+    finally:
+        client.cancel(futures)
+    return sorted(results, key=lambda r: r.index)
+
+
+def _manifest(job: SampleJob, source: Source, results: list[ShardResult]) -> Manifest:
+    records = [r.record for r in results if r.record is not None]
+    entries = tuple(r.entry for r in records)
+    skipped_objects: Counter[str] = Counter()
+    for r in records:
+        skipped_objects.update(r.skipped_objects)
+    totals = Totals(images=sum(e.samples for e in entries), objects=sum(e.objects for e in entries),
+                    pairs=sum(e.pairs for e in entries), skipped_objects=dict(sorted(skipped_objects.items())),
+                    skipped_images=tuple(s for r in records for s in r.skipped_images))
+    return Manifest(schema_version=SCHEMA_VERSION, tool_version=__version__, format=job.format, params=job.params,
+                    source=source, shards=entries, totals=totals)
+
+
+def run_sample(job: SampleJob, log: Callable[[str], None] = _stderr) -> SampleResult:
+    """Turn one split of a VOC root into shards plus `manifest.json` under `job.out`; resume what a previous run of the
+    same job left. Raises InputError (bad input data), ValueError (bad options or another job's folder) or
+    ConnectionError (cluster unreachable) before writing anything."""
+    start = time.perf_counter()
+    root = find_voc_root(Path(job.voc_root)).resolve()
+    ids = read_split(root, job.split)
+    expected = reference_images(job.split)
+    if expected is not None and len(ids) != expected and not (root / SYNTH_MARKER).exists():  # synthetic: no warning
+        log(f"warning: {root}: split {job.split!r} lists {len(ids)} images, VOC 2012 has {expected}; "
+            "this VOC copy may be incomplete")
+    if job.on_error == "fail":
+        problems = check_files(root, ids)
+        if problems:
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more ids of the split lack files)" if len(problems) > 1 else ""
+            raise InputError(first.path, first.reason + more, first.fix, kind=first.kind, key=first.key)
+    out = Path(job.out).resolve()
+    check_writable(out)
+    source = Source(root=str(root), split=job.split, ids_sha256=ids_sha256(ids), num_ids=len(ids))
+    record = {"tool_version": __version__, "params": job.params, "source": asdict(source)}
+    check_output(out, record, job.overwrite)
+    plan = plan_shards(ids, job.images_per_shard, job.seed)
+    job_id = fingerprint(record)
+    tasks = [ShardTask(spec, root, out, job.split, job.clicks, job.format, job.on_error, job_id) for spec in plan]
+    with dask_client(job.scheduler, min(job.workers, len(tasks))) as client:
+        ready = time.perf_counter()
+        claim_output(out, record, job.overwrite)
+        results = _run_tasks(client, tasks, job.progress, job.split)
+        work = time.perf_counter() - ready
+    manifest = _manifest(job, source, results)
+    write_manifest(out, manifest)
+    kept = sum(r.reused for r in results)
+    return SampleResult(out, manifest, time.perf_counter() - start, ready - start, work, len(results) - kept, kept)

@@ -1,0 +1,96 @@
+"""One shard task, run on a Dask worker: read the shard's images, sample their clicks, write the shard and its sidecar.
+
+The task carries ids, the seed and the job's options only (spec §7); it reads the pixels itself. A shard that a previous
+run of the same job finished (sidecar present, checksum valid) is kept as it is, so a rerun only writes what is missing.
+Bad input is returned, not raised: a deterministic error must not be retried, and with `--on-error fail` the driver
+stops the whole job on it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from ifcn.pipeline.atomic import atomic_path
+from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.errors import InputError
+from ifcn.pipeline.formats import get_format
+from ifcn.pipeline.manifest import ShardEntry, SkippedImage
+from ifcn.pipeline.plan import ShardSpec, shard_name
+from ifcn.pipeline.records import Sample
+from ifcn.pipeline.resume import ShardRecord, complete_shard, file_sha256, sidecar_path, write_sidecar
+from ifcn.pipeline.sample import make_sample
+from ifcn.pipeline.voc import load_voc_image
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Everything a worker needs for one shard; paths are absolute (a remote worker has another working directory)."""
+
+    spec: ShardSpec
+    voc_root: Path
+    out: Path
+    split: str
+    clicks: ClickConfig
+    format: str
+    on_error: str
+    job_id: str
+
+    @property
+    def name(self) -> str:
+        return shard_name(self.split, self.spec.index, get_format(self.format).suffix)
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """A task's outcome: the shard's record (None when the task stopped on bad input), whether an existing shard was
+    kept, and the error that stopped it under `--on-error fail`."""
+
+    index: int
+    record: ShardRecord | None
+    reused: bool = False
+    error: InputError | None = None
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask calls this in every worker that preloads this module (the local cluster does): a worker runs one task at a
+    time on one core, so OpenCV's own thread pool would only make the workers compete for the same cores."""
+    cv2.setNumThreads(1)
+
+
+def skipped_image(error: InputError, key: str) -> SkippedImage:
+    """How an image left out under `--on-error skip` is recorded: its key, the file at fault, `kind: reason`."""
+    return SkippedImage(key=error.key or key, file=str(error.path), reason=f"{error.kind}: {error.reason}")
+
+
+def build_shard(task: ShardTask) -> ShardResult:
+    """Make sure `task`'s shard exists, complete and checksum-valid; write it (and then its sidecar) if not."""
+    kept = complete_shard(task.out, task.name, task.job_id)
+    if kept is not None:
+        return ShardResult(task.spec.index, kept, reused=True)
+    sidecar_path(task.out, task.name).unlink(missing_ok=True)  # a sidecar must never vouch for a shard being rewritten
+    samples: list[Sample] = []
+    skipped_images: list[SkippedImage] = []
+    for key in task.spec.ids:
+        try:
+            samples.append(make_sample(load_voc_image(task.voc_root, key), task.clicks, task.spec.seed))
+        except InputError as error:
+            if task.on_error == "fail":
+                return ShardResult(task.spec.index, None, error=error)
+            skipped_images.append(skipped_image(error, key))
+    final = task.out / task.name
+    with atomic_path(final) as tmp:
+        get_format(task.format).write(tmp, samples)
+        sha256, size = file_sha256(tmp)
+    entry = ShardEntry(path=task.name, format=task.format, samples=len(samples),
+                       objects=sum(len(s.clicks.objects) for s in samples),
+                       pairs=sum(s.clicks.num_pairs for s in samples), bytes=size, sha256=sha256,
+                       first_key=samples[0].key if samples else "", last_key=samples[-1].key if samples else "")
+    skipped_objects = Counter(o.reason for s in samples for o in s.clicks.skipped)
+    record = ShardRecord(entry, dict(sorted(skipped_objects.items())), tuple(skipped_images))
+    write_sidecar(task.out, record, task.job_id)
+    return ShardResult(task.spec.index, record)

@@ -1,0 +1,120 @@
+"""Shard formats: what a reader gets back equals what was sampled, in both formats and through plain readers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+import webdataset
+
+from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
+from ifcn.pipeline.formats import FORMATS, format_of_path, get_format
+from ifcn.pipeline.formats.hdf5 import read_row
+from ifcn.pipeline.records import FIELDS, ImageClicks, Sample, decode_mask, encode_mask
+
+KEYS = ("2008_000002", "2008_000010", "2009_000001")
+
+
+def _maps(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two rectangles with a void (255) band, as in VOC; object ids 1 and 2, classes 7 and 15."""
+    obj = np.zeros((height, width), np.uint8)
+    cls = np.zeros((height, width), np.uint8)
+    for oid, c, (y, x) in ((1, 7, (8, 8)), (2, 15, (40, 60))):
+        h, w = rng.integers(20, 30, size=2)
+        obj[y - 3:y + h + 3, x - 3:x + w + 3] = 255
+        cls[y - 3:y + h + 3, x - 3:x + w + 3] = 255
+        obj[y:y + h, x:x + w] = oid
+        cls[y:y + h, x:x + w] = c
+    return cls, obj
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[Sample]:
+    config = ClickConfig(pairs=3, min_area=50)
+    out = []
+    for i, key in enumerate(KEYS):
+        rng = np.random.default_rng(i)
+        height, width = 80 + 8 * i, 104
+        cls, obj = _maps(rng, height, width)
+        image = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        jpeg = cv2.imencode(".jpg", image)[1].tobytes()
+        clicks = sample_image_clicks(key, obj, cls, config, image_rng(0, key))
+        out.append(Sample(key, jpeg, encode_mask(cls), encode_mask(obj), clicks))
+    assert all(len(s.clicks.objects) == 2 for s in out)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_round_trip_equals_what_was_sampled(name: str, samples: list[Sample], tmp_path: Path) -> None:
+    fmt = get_format(name)
+    path = tmp_path / f"shard{fmt.suffix}"
+    assert fmt.write(path, samples) == len(samples)
+    back = list(format_of_path(path).read(path))
+    assert back == samples
+    for original, read in zip(samples, back, strict=True):
+        assert read.jpeg == original.jpeg  # the source bytes, untouched
+        assert np.array_equal(read.object_map(), decode_mask(original.object_png))
+        assert 255 in read.class_map() and 255 in read.object_map()
+        assert set(np.unique(read.object_map())) == {0, 1, 2, 255}
+        assert set(np.unique(read.class_map())) == {0, 7, 15, 255}
+        assert read.clicks.num_pairs == 6
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_writes_are_byte_deterministic(name: str, samples: list[Sample], tmp_path: Path) -> None:
+    fmt = get_format(name)
+    digests = set()
+    for i in range(2):
+        path = tmp_path / f"s{i}{fmt.suffix}"
+        fmt.write(path, samples)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1
+
+
+def test_webdataset_shard_reads_with_webdataset_and_tarfile(samples: list[Sample], tmp_path: Path) -> None:
+    path = tmp_path / "train-000000.tar"
+    get_format("webdataset").write(path, samples)
+    records = list(webdataset.WebDataset(str(path), shardshuffle=False))
+    assert [r["__key__"] for r in records] == list(KEYS)
+    for record, sample in zip(records, samples, strict=True):
+        assert {k for k in record if not k.startswith("__")} == set(FIELDS)
+        assert record["jpg"] == sample.jpeg
+        assert np.array_equal(decode_mask(record["cls.png"]), sample.class_map())
+        assert ImageClicks.from_json_bytes(record["clicks.json"]) == sample.clicks
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == [f"{k}.{f}" for k in KEYS for f in sorted(FIELDS)]
+        assert {m.mtime for m in members} == {0}
+        # One 512-byte header per member (no PAX extension headers): the shard stays close to the source's size.
+        assert all(m.offset_data - m.offset == 512 for m in members)
+        payload = json.loads(tar.extractfile(f"{KEYS[1]}.clicks.json").read())
+    pair = payload["objects"][0]["pairs"][0]
+    assert set(pair) == {"strategy", "pos", "neg"} and all(len(p) == 2 for p in pair["pos"])
+
+
+def test_hdf5_shard_has_random_access_with_plain_h5py(samples: list[Sample], tmp_path: Path) -> None:
+    path = tmp_path / "train-000000.h5"
+    get_format("hdf5").write(path, samples)
+    with h5py.File(path, "r") as f:
+        assert f["jpg"].shape == (len(samples),)
+        assert f["key"][2].decode() == KEYS[2]
+        assert f["jpg"][1].tobytes() == samples[1].jpeg
+        assert np.array_equal(decode_mask(f["obj_png"][0].tobytes()), samples[0].object_map())
+        assert read_row(f, 2) == samples[2]
+
+
+def test_webdataset_refuses_a_key_with_a_dot(samples: list[Sample], tmp_path: Path) -> None:
+    bad = Sample("2008.1", samples[0].jpeg, samples[0].class_png, samples[0].object_png, samples[0].clicks)
+    with pytest.raises(ValueError, match="breaks webdataset grouping"):
+        get_format("webdataset").write(tmp_path / "x.tar", [bad])
+
+
+def test_unknown_format_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"hdf5.*webdataset"):
+        get_format("parquet")
