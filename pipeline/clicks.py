@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from ifcn.pipeline.distance import distance_inside, distance_outside
+from ifcn.pipeline.distance import distance_inside, distance_outside, exact_squared
 from ifcn.pipeline.records import ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
 
 COUNT_MODES = ("random", "fixed")
@@ -233,14 +233,9 @@ def farthest_picks(candidates: np.ndarray, base_sq: np.ndarray, n: int, rng: np.
 # --- candidates -------------------------------------------------------------------------------------------------
 
 
-def _squared(dist: np.ndarray) -> np.ndarray:
-    """Exact squared Euclidean distances (integers) from a float32 transform of finite values."""
-    return np.rint(dist.astype(np.float64) ** 2).astype(np.int64)
-
-
 def interior_candidates(mask: np.ndarray, d_margin: float) -> Clicks:
     """Pixels of `mask` with dist_in > d_margin (image border = outside), row-major (y, x)."""
-    return np.argwhere(_squared(distance_inside(mask)) > d_margin * d_margin)
+    return np.argwhere(exact_squared(distance_inside(mask)) > d_margin * d_margin)
 
 
 @dataclass(frozen=True)
@@ -290,7 +285,7 @@ def object_candidates(object_map: np.ndarray, objects: ImageObjects, object_id: 
     reach = math.floor(config.d)
     y0, x0 = max(box[0].start - reach, 0), max(box[1].start - reach, 0)
     window = object_map[y0:box[0].stop + reach, x0:box[1].stop + reach]
-    dist_sq = _squared(distance_outside(window == object_id))
+    dist_sq = exact_squared(distance_outside(window == object_id))
     in_reach = dist_sq < config.d * config.d
     band1 = (window == BACKGROUND) & in_reach & (dist_sq > config.d_margin * config.d_margin)
     band3 = (window != VOID) & in_reach & (dist_sq > 0)

@@ -32,3 +32,13 @@ def distance_inside(mask: np.ndarray) -> np.ndarray:
 def distance_outside(mask: np.ndarray) -> np.ndarray:
     """Distance from each pixel outside `mask` to the nearest pixel of `mask` (0 on the mask, inf if it is empty)."""
     return edt(~np.asarray(mask, dtype=bool))
+
+
+def exact_squared(dist: np.ndarray) -> np.ndarray:
+    """Squared distances of a transform of finite values as exact integers (int64).
+
+    OpenCV's exact transform returns float32 values whose last bit can vary between calls (memory alignment), so
+    equal distances may compare unequal. Squared Euclidean distances between pixels are integers and the float32
+    error is far below 0.5 at image sizes, so rounding restores them exactly: thresholds and ties become exact.
+    """
+    return np.rint(np.square(dist, dtype=np.float64)).astype(np.int64)

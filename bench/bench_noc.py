@@ -1,0 +1,102 @@
+"""NoC evaluation speed: objects per second for a full click run, batched against one object at a time.
+
+Run: `python bench/bench_noc.py [--images 12] [--long-side 320] [--max-clicks 20] [--batch-size 16]`.
+Makes a synthetic VOC-style val split (`ifcn-prep`'s synthesiser and sampler), reads its objects once (decoding is
+not timed), then times `evaluate_objects` with an untrained resnet18-8s (weights none, the speed is the same as
+a trained one) on the CPU and, when one is visible, on the GPU. Also reported: the engine's own cost per
+object-click (clicker, thresholding, IoU: a predictor that returns zeros), which bounds the batched speed-up on a GPU,
+and whether batched and one-at-a-time logs agree (with the default kernels they may differ in rare pixels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.manifest import resolve_shards
+from ifcn.pipeline.orchestrate import SampleJob, run_sample
+from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
+from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects
+from ifcn.trainer.evaluation.objects import EvalObject, iter_objects
+from ifcn.trainer.evaluation.predictor import ModelPredictor
+from ifcn.trainer.models import ModelConfig, build_model
+
+
+class ZeroPredictor:
+    """Predicts nothing, instantly: what is left of the run time is the engine's own (clicker, IoU)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __call__(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]]) -> torch.Tensor:
+        return torch.zeros(images.shape[0], *images.shape[2:], device=self.device)
+
+
+def val_objects(workdir: Path, images: int, long_side: int) -> list[EvalObject]:
+    """Objects of a synthetic val split sampled into shards by the real pipeline."""
+    root = make_synth_dataset(workdir / "synth", SynthConfig(train_images=0, val_images=images, long_side=long_side))
+    run_sample(SampleJob(root, "val", workdir / "val", clicks=ClickConfig(pairs=1), workers=1, progress=False),
+               log=lambda _: None)
+    return list(iter_objects(resolve_shards(workdir / "val").paths))
+
+
+def timed(objects: list[EvalObject], predictor: object, settings: NocSettings, batch_size: int,
+          workers: int = 1) -> tuple[float, list[ObjectLog]]:
+    if getattr(predictor, "device", torch.device("cpu")).type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    logs = sorted(evaluate_objects(objects, predictor, settings, batch_size, workers), key=lambda g: g.index)
+    return time.perf_counter() - start, logs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=12, help="synthetic val images")
+    parser.add_argument("--long-side", type=int, default=320, help="long image side (VOC: 500)")
+    parser.add_argument("--max-clicks", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=16, help="objects per forward in the batched run")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--workers", type=int, default=1, help="clicker threads of the batched run (ifcn-eval "
+                        "--workers); the one-at-a-time run uses 1")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = NocSettings(max_clicks=args.max_clicks)
+    with tempfile.TemporaryDirectory() as tmp:
+        objects = val_objects(Path(tmp), args.images, args.long_side)
+    sizes = sorted({o.shape for o in objects})
+    print(f"{len(objects)} objects in {args.images} images of {len(sizes)} sizes (long side {args.long_side}), "
+          f"{args.max_clicks} clicks each, batch size {args.batch_size}, torch threads {torch.get_num_threads()}, "
+          f"clicker threads {args.workers}")
+    model = build_model(ModelConfig(backbone="resnet18", stride=8, in_channels=5, num_classes=1, weights="none"))
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    else:
+        print("no CUDA device visible: GPU figures not measured (run this script on a GPU machine for them)")
+    rows = []
+    for device in devices:
+        predictor = ModelPredictor(model.to(device), device)
+        timed(objects[:1], predictor, NocSettings(max_clicks=2), 1)  # warm-up: kernels, allocator
+        engine, _ = timed(objects, ZeroPredictor(device), settings, args.batch_size, args.workers)
+        single, single_logs = timed(objects, predictor, settings, 1)
+        batched, batched_logs = timed(objects, predictor, settings, args.batch_size, args.workers)
+        differing = sum(a != b for a, b in zip(single_logs, batched_logs, strict=True))
+        rows.append((device.type, len(objects) / single, len(objects) / batched, single / batched,
+                     1000 * engine / (len(objects) * args.max_clicks), differing))
+    print(f"{'device':<8}{'one at a time':>16}{'batched':>12}{'speed-up':>10}{'engine ms/click':>17}"
+          f"{'logs differ':>13}")
+    for device_type, one, many, speedup, engine_ms, differing in rows:
+        print(f"{device_type:<8}{one:>12.2f} o/s{many:>8.2f} o/s{speedup:>9.2f}x{engine_ms:>17.3f}"
+              f"{differing:>8d}/{len(objects)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""`ifcn-eval` end to end on tiny hand-made shards with untrained checkpoints: outputs, overlays and errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ifcn.trainer.evaluation.cli import main
+from tests.eval_data import make_checkpoint, make_val_shards
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("eval")
+    return {"shards": make_val_shards(root / "val"),
+            "interactive": make_checkpoint(root / "interactive.pt", "interactive"),
+            "semantic": make_checkpoint(root / "semantic.pt", "semantic")}
+
+
+def _run(*args: str | Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def _noc(inputs: dict[str, Path], out: Path, *extra: str | Path) -> tuple[int, str]:
+    return _run("noc", "--checkpoint", inputs["interactive"], "--shards", inputs["shards"], "--device", "cpu",
+                "--max-clicks", "3", "--out", out, *extra)
+
+
+def test_noc_writes_every_output_and_batched_logs_equal_one_at_a_time(inputs: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    code, output = _noc(inputs, tmp_path / "batched", "--batch-size", "8", "--batch-invariant")
+    assert code == 0, output
+    for line in ("NoC@85", "NoC@90", "NoF@85", "mIoU@1", "mIoU@3", "seconds per click"):
+        assert line in output
+    assert "mIoU@5" not in output  # only click counts up to --max-clicks
+    summary = json.loads((tmp_path / "batched" / "summary.json").read_text())
+    assert summary["num_objects"] == 8 and len(summary["miou_curve"]) == 3
+    assert set(summary["noc"]) == {"85", "90"} and all(1 <= v <= 3 for v in summary["noc"].values())
+    assert summary["settings"]["max_clicks"] == 3 and summary["settings"]["threshold"] == 0.5
+    assert summary["model_config"]["backbone"] == "resnet18" and summary["task"] == "interactive"
+    assert summary["manifest_id"] and summary["checkpoint_manifest_id"] == "untrained"
+    lines = (tmp_path / "batched" / "objects.jsonl").read_text().splitlines()
+    assert len(lines) == 8
+    first = json.loads(lines[0])
+    assert set(first) == {"key", "object_id", "class", "area", "clicks", "ious"}
+    assert len(first["clicks"]) == 3 and len(first["ious"]) == 3 and first["clicks"][0][0] == "+"
+    assert (tmp_path / "batched" / "miou_curve.png").read_bytes().startswith(PNG)
+
+    code, output = _noc(inputs, tmp_path / "single", "--batch-size", "1", "--batch-invariant")
+    assert code == 0, output
+    assert (tmp_path / "single" / "objects.jsonl").read_text() == "\n".join(lines) + "\n"
+
+
+def test_noc_options_are_recorded(inputs: dict[str, Path], tmp_path: Path) -> None:
+    code, output = _noc(inputs, tmp_path / "r", "--limit", "3", "--clicker", "seed", "--refine", "grabcut",
+                        "--iou", "0.5", "--threshold", "0.49", "--min-area", "100", "--label", "mine")
+    assert code == 0, output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["num_objects"] == 3 and summary["label"] == "mine"
+    assert summary["settings"] | {"clicker": "seed", "refine": "grabcut", "strict_iou": True, "threshold": 0.49,
+                                  "min_area": 100, "limit": 3, "iou_thresholds": [0.5]} == summary["settings"]
+    assert set(summary["noc"]) == {"50"}
+
+
+def test_plot_overlays_reports(inputs: dict[str, Path], tmp_path: Path) -> None:
+    for name, extra in (("a", ()), ("b", ("--threshold", "0.3"))):
+        assert _noc(inputs, tmp_path / name, "--limit", "2", *extra)[0] == 0
+    code, output = _run("plot", tmp_path / "a", tmp_path / "b", "--png", tmp_path / "both.png",
+                        "--label", "A", "--label", "B")
+    assert code == 0, output
+    assert (tmp_path / "both.png").read_bytes().startswith(PNG)
+    code, output = _run("plot", tmp_path / "a", tmp_path / "b", "--png", tmp_path / "x.png", "--label", "A")
+    assert code != 0 and "--label" in output
+    code, output = _run("plot", tmp_path, "--png", tmp_path / "x.png")
+    assert code != 0 and "summary.json" in output
+
+
+def test_iou_prints_the_first_pass_iou(inputs: dict[str, Path]) -> None:
+    code, output = _run("iou", "--checkpoint", inputs["interactive"], "--shards", inputs["shards"], "--device", "cpu")
+    assert code == 0, output
+    assert "IoU" in output and "8 objects" in output
+
+
+def test_miou_writes_the_class_table_and_confusion_png(inputs: dict[str, Path], tmp_path: Path) -> None:
+    code, output = _run("miou", "--checkpoint", inputs["semantic"], "--shards", inputs["shards"], "--device", "cpu",
+                        "--out", tmp_path / "sem")
+    assert code == 0, output
+    for word in ("background", "aeroplane", "tvmonitor", "mIoU", "pixel accuracy"):
+        assert word in output
+    assert (tmp_path / "sem" / "confusion.png").read_bytes().startswith(PNG)
+    summary = json.loads((tmp_path / "sem" / "semantic.json").read_text())
+    assert len(summary["per_class_iou"]) == 21 and 0.0 <= summary["pixel_accuracy"] <= 1.0
+    matrix = summary["confusion"]
+    assert len(matrix) == 21 and sum(map(sum, matrix)) > 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("noc", "--checkpoint", "{semantic}", "--shards", "{shards}"), "ifcn-eval miou"),
+    (("iou", "--checkpoint", "{semantic}", "--shards", "{shards}"), "task 'semantic'"),
+    (("miou", "--checkpoint", "{interactive}", "--shards", "{shards}"), "ifcn-eval noc"),
+    (("noc", "--checkpoint", "{interactive}", "--shards", "{shards}/nothing-*.tar"), "nothing-"),
+    (("noc", "--checkpoint", "{interactive}", "--shards", "{shards}", "--max-clicks", "0"), "--max-clicks"),
+    (("noc", "--checkpoint", "{interactive}", "--shards", "{shards}", "--iou", "0"), "--iou"),
+    (("noc", "--checkpoint", "{interactive}", "--shards", "{shards}", "--iou", "1.5"), "--iou"),
+    (("noc", "--checkpoint", "{shards}/missing.pt", "--shards", "{shards}"), "--checkpoint"),
+    (("noc", "--checkpoint", "{interactive}", "--shards", "{shards}", "--precision", "fp16", "--device", "cpu"),
+     "fp16"),
+])
+def test_bad_input_gets_a_clear_error(inputs: dict[str, Path], args: tuple[str, ...], message: str) -> None:
+    code, output = _run(*(a.format(**inputs) for a in args))
+    assert code != 0
+    assert message in output
+
+
+def test_noc_on_the_pipeline_val_shards_of_both_formats(inputs: dict[str, Path], val_shards: Path,
+                                                       train_shards_h5: Path, tmp_path: Path) -> None:
+    from ifcn.pipeline.manifest import resolve_shards
+    from ifcn.trainer.data.shards import read_samples
+
+    code, output = _run("noc", "--checkpoint", inputs["interactive"], "--shards", val_shards, "--device", "cpu",
+                        "--max-clicks", "2", "--out", tmp_path / "wds")
+    assert code == 0, output
+    summary = json.loads((tmp_path / "wds" / "summary.json").read_text())
+    keys = [s.key for p in resolve_shards(val_shards).paths for s in read_samples(p)]
+    logged = [json.loads(line)["key"] for line in (tmp_path / "wds" / "objects.jsonl").read_text().splitlines()]
+    assert summary["num_objects"] == len(logged) >= len(keys)  # every image holds at least one object
+    assert sorted(set(logged)) == sorted(keys) and logged == sorted(logged, key=keys.index)  # reading order
+    code, output = _run("noc", "--checkpoint", inputs["interactive"], "--shards", train_shards_h5, "--device", "cpu",
+                        "--max-clicks", "2", "--limit", "2")
+    assert code == 0 and re.search(r"^objects\s+2$", output, re.MULTILINE), output

@@ -1,0 +1,131 @@
+"""The typed entry points behind `ifcn-eval` (the CLI validates options and calls exactly one of these; tests too).
+
+`run_noc` is the interactive protocol of spec §6; `run_iou` and `run_miou` reuse the trainer's validation
+(`ifcn.trainer.validation`) so a number printed here is the number the trainer logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ifcn.pipeline.manifest import ShardSet, resolve_shards
+from ifcn.trainer.checkpoint import load_model
+from ifcn.trainer.distributed import resolve_device
+from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
+from ifcn.trainer.evaluation.objects import iter_objects
+from ifcn.trainer.evaluation.predictor import ModelPredictor
+from ifcn.trainer.evaluation.report import summary_figures, write_report
+from ifcn.trainer.evaluation.semantic import class_names, format_scores, semantic_summary, write_semantic_report
+from ifcn.trainer.models.config import ModelConfig
+from ifcn.trainer.precision import check_precision
+from ifcn.trainer.validation import validate_interactive, validate_semantic
+
+#: Which checkpoint task each command needs, and the command to use instead.
+_TASK_OF = {"noc": "interactive", "iou": "interactive", "miou": "semantic"}
+_OTHER = {"interactive": "`ifcn-eval noc` or `ifcn-eval iou`", "semantic": "`ifcn-eval miou`"}
+
+
+class TaskMismatch(ValueError):
+    """The checkpoint was trained for the other task."""
+
+
+def load_for(command: str, checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, ModelConfig,
+                                                                             dict[str, Any]]:
+    """Load a checkpoint's model for `command`, refusing one trained for the other task."""
+    model, config, state = load_model(Path(checkpoint), device)
+    want, got = _TASK_OF[command], state.get("task")
+    if got != want:
+        raise TaskMismatch(f"{checkpoint}: a checkpoint of task {got!r}, but `ifcn-eval {command}` needs task "
+                           f"{want!r}; evaluate it with {_OTHER.get(got, 'the command for its task')}, or pass "
+                           "another --checkpoint")
+    return model, config, state
+
+
+def _provenance(checkpoint: Path, config: ModelConfig, state: dict[str, Any], shards: ShardSet) -> dict[str, Any]:
+    return {"checkpoint": str(checkpoint), "task": state.get("task"), "model_config": config.to_dict(),
+            "checkpoint_manifest_id": state.get("manifest_id"),
+            "manifest_id": shards.manifest.id if shards.manifest else None,
+            "shards": [str(p) for p in shards.paths]}
+
+
+def run_noc(checkpoint: Path, shards: str | Path, settings: NocSettings, *, device: str = "auto",
+            batch_size: int = 8, limit: int | None = None, precision: str = "fp32", out: Path | None = None,
+            label: str | None = None, batch_invariant: bool = False, workers: int = 1,
+            progress: bool = False) -> dict[str, Any]:
+    """Evaluate NoC on every object of `shards` (at most `limit`); write the report into `out` when given.
+
+    `batch_invariant` selects convolution kernels whose results do not depend on the batch size (slower), so the
+    logs equal those of `batch_size=1` bit for bit. `workers` threads share the clicker and refinement work.
+    Returns the summary (what summary.json holds): NoC/NoF per threshold, the mIoU curve, seconds per click, every
+    setting, the model config and the manifest ids.
+    """
+    shard_set = resolve_shards(shards)
+    dev = resolve_device(device)
+    check_precision(precision, dev)
+    model, config, state = load_for("noc", checkpoint, dev)
+    predictor = ModelPredictor(model, dev, precision, batch_invariant)
+    skipped: Counter = Counter()
+    objects = iter_objects(shard_set.paths, settings.min_area, limit, skipped)
+    start = time.perf_counter()
+    logs = list(tqdm(evaluate_objects(objects, predictor, settings, batch_size, workers), desc="objects",
+                     unit="obj", total=limit, disable=not progress, leave=False))
+    total = time.perf_counter() - start
+    ckpt = Path(checkpoint)
+    name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
+    default_label = f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
+    summary = {
+        "command": "noc",
+        "label": label or default_label,
+        **_provenance(Path(checkpoint), config, state, shard_set),
+        "settings": {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
+                     "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit,
+                     "device": str(dev), "precision": precision, "batch_invariant": batch_invariant,
+                     "workers": workers},
+        "skipped_objects": dict(skipped),
+        **summary_figures(summarize(logs, settings)),
+        "total_seconds": total,
+    }
+    if out is not None:
+        write_report(Path(out), summary, logs)
+    return summary
+
+
+def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,
+            limit: int | None = None, precision: str = "fp32") -> dict[str, Any]:
+    """First-pass IoU with the shards' own click pairs (the trainer's validation IoU); `limit` caps images."""
+    shard_set = resolve_shards(shards)
+    dev = resolve_device(device)
+    check_precision(precision, dev)
+    model, config, state = load_for("iou", checkpoint, dev)
+    result = validate_interactive(model, shard_set, dev, batch_size=batch_size, limit=limit, precision=precision)
+    return {"command": "iou", **_provenance(Path(checkpoint), config, state, shard_set), **result}
+
+
+def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,
+             limit: int | None = None, precision: str = "fp32", out: Path | None = None) -> tuple[dict[str, Any], str]:
+    """Semantic mIoU, pixel accuracy and per-class IoU over the split (`limit` caps images).
+
+    Returns (summary, printable table); with `out`, writes semantic.json and the row-normalised confusion.png.
+    """
+    shard_set = resolve_shards(shards)
+    dev = resolve_device(device)
+    check_precision(precision, dev)
+    model, config, state = load_for("miou", checkpoint, dev)
+    matrix = validate_semantic(model, shard_set, dev, config.num_classes, batch_size=batch_size, limit=limit,
+                               precision=precision)
+    scores = matrix.scores()
+    names = class_names(config.num_classes)
+    counts = matrix.matrix.cpu().numpy()
+    summary = {"command": "miou", **_provenance(Path(checkpoint), config, state, shard_set), "limit": limit,
+               **semantic_summary(scores, counts, names)}
+    if out is not None:
+        write_semantic_report(Path(out), summary, counts, names)
+    return summary, format_scores(scores, names)
+

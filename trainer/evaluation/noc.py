@@ -1,0 +1,204 @@
+"""The NoC protocol (spec §6): objects advance click by click together, one batched forward per step.
+
+Objects are grouped by image size and cut into batches of at most `batch_size` in reading order; within a batch,
+every step computes each object's next click on the CPU, runs ONE forward for the objects that got a click, then
+thresholds, optionally refines, and scores them. Each object's clicks depend only on its own masks and predictions,
+so `batch_size=1` (one object at a time) runs the same code path and, with a batch-independent predictor, gives the
+same logs. When the clicker finds no unclicked error pixel (the prediction is already perfect, up to pixels
+already clicked), the step records no click and the object keeps its prediction and IoU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from ifcn.trainer.evaluation.clicker import CLICKERS, Click, get_clicker
+from ifcn.trainer.evaluation.grabcut import grabcut_refine
+from ifcn.trainer.evaluation.objects import EvalObject
+from ifcn.trainer.evaluation.predictor import Predictor
+from ifcn.trainer.metrics import foreground_iou
+
+T = TypeVar("T")
+Refiner = Callable[[np.ndarray, np.ndarray, Sequence[Click]], np.ndarray]
+
+#: `--refine` choices: post-processing of each thresholded prediction (image, mask, clicks) -> mask.
+REFINERS: dict[str, Refiner | None] = {"none": None, "grabcut": grabcut_refine}
+
+
+@dataclass(frozen=True)
+class NocSettings:
+    """Every protocol setting of a NoC run (recorded in summary.json)."""
+
+    max_clicks: int = 20
+    iou_thresholds: tuple[float, ...] = (0.85, 0.90)
+    clicker: str = "standard"
+    threshold: float = 0.5
+    refine: str = "none"
+    min_area: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_clicks < 1:
+            raise ValueError(f"--max-clicks must be at least 1 (got {self.max_clicks})")
+        if not self.iou_thresholds or any(not 0.0 < t <= 1.0 for t in self.iou_thresholds):
+            raise ValueError(f"--iou values must lie in (0, 1] (got {list(self.iou_thresholds)})")
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"--threshold must lie in [0, 1) (got {self.threshold})")
+        get_clicker(self.clicker)
+        if self.refine not in REFINERS:
+            raise ValueError(f"unknown refinement {self.refine!r}; choose one of {sorted(REFINERS)}")
+        if self.min_area < 0:
+            raise ValueError(f"--min-area must be at least 0 (got {self.min_area})")
+
+    @property
+    def strict(self) -> bool:
+        """Whether an object counts as done at IoU > t (the seed's clicker) rather than IoU >= t."""
+        return CLICKERS[self.clicker].strict
+
+
+@dataclass(frozen=True)
+class ObjectLog:
+    """What one object went through: the click of each step (None = no click left) and the IoU after it.
+
+    `seconds` is the object's share of its batch's wall time.
+    """
+
+    index: int
+    key: str
+    object_id: int
+    cls: int
+    area: int
+    clicks: tuple[Click | None, ...]
+    ious: tuple[float, ...]
+    seconds: float = field(default=0.0, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "object_id": self.object_id, "class": self.cls, "area": self.area,
+                "clicks": [None if c is None else c.to_json() for c in self.clicks], "ious": list(self.ious)}
+
+
+def _map(pool: Executor | None, fn: Callable[..., T], jobs: Sequence[tuple]) -> list[T]:
+    """`fn(*job)` for every job, in order; on the pool's threads when there is one."""
+    return [fn(*job) for job in jobs] if pool is None else list(pool.map(lambda job: fn(*job), jobs))
+
+
+def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: NocSettings,
+              pool: Executor | None = None) -> list[ObjectLog]:
+    """Run the whole click loop for objects of one image size; returns their logs in the given order.
+
+    `pool` spreads the per-object CPU work (clicker, refinement) over threads; OpenCV releases the GIL there. Each
+    object's work depends on its own state only, so the results are the same with or without it.
+    """
+    start = time.perf_counter()
+    shapes = {o.shape for o in objects}
+    if len(shapes) != 1:
+        raise ValueError(f"a batch needs objects of one image size, got {sorted(shapes)}")
+    clicker = get_clicker(settings.clicker)
+    refine = REFINERS[settings.refine]
+    n, (h, w) = len(objects), objects[0].shape
+    # Upload each image once; objects of the same image share it.
+    slots: dict[int, int] = {}
+    unique: list[np.ndarray] = []
+    for o in objects:
+        if id(o.image) not in slots:
+            slots[id(o.image)] = len(unique)
+            unique.append(o.image)
+    images = torch.from_numpy(np.stack(unique)).permute(0, 3, 1, 2).contiguous().to(predictor.device)
+    slot_of = torch.tensor([slots[id(o.image)] for o in objects], device=predictor.device)
+    gts = torch.from_numpy(np.stack([o.gt for o in objects]))
+    ignores = torch.from_numpy(np.stack([o.ignore for o in objects]))
+
+    preds = np.zeros((n, h, w), bool)
+    clicked = np.zeros((n, h, w), bool)
+    clicks: list[list[Click]] = [[] for _ in objects]
+    history: list[list[Click | None]] = [[] for _ in objects]
+    ious: list[list[float]] = [[] for _ in objects]
+    current = [0.0] * n
+    for _ in range(settings.max_clicks):
+        moved: list[int] = []
+        found = _map(pool, clicker.next_click, [(o.gt, preds[i], o.ignore, clicked[i]) for i, o in enumerate(objects)])
+        for i, click in enumerate(found):
+            history[i].append(click)
+            if click is not None:
+                clicks[i].append(click)
+                clicked[i, click.y, click.x] = True
+                moved.append(i)
+        if moved:
+            probs = predictor(images[slot_of[moved]], [clicks[i] for i in moved])
+            foreground = (probs > settings.threshold).cpu().numpy()
+            if refine is None:
+                preds[moved] = foreground
+            else:
+                preds[moved] = _map(pool, refine, [(objects[i].image, foreground[j], clicks[i])
+                                                   for j, i in enumerate(moved)])
+            step = foreground_iou(torch.from_numpy(preds[moved]), gts[moved], ignores[moved]).tolist()
+            for j, i in enumerate(moved):
+                current[i] = step[j]
+        for i in range(n):
+            ious[i].append(current[i])
+    seconds = (time.perf_counter() - start) / n
+    return [ObjectLog(o.index, o.key, o.object_id, o.cls, o.area, tuple(history[i]), tuple(ious[i]), seconds)
+            for i, o in enumerate(objects)]
+
+
+def evaluate_objects(objects: Iterable[EvalObject], predictor: Predictor, settings: NocSettings,
+                     batch_size: int, workers: int = 1) -> Iterator[ObjectLog]:
+    """Stream objects through `run_batch`, batching objects of the same image size in reading order.
+
+    At most one partial batch per image size is held, so memory stays bounded on a split of any length. Logs come
+    out in completion order; sort them by `index` for reading order. `workers` threads share the CPU work.
+    """
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1 (got {batch_size})")
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1 (got {workers})")
+    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        pending: dict[tuple[int, int], list[EvalObject]] = {}
+        for obj in objects:
+            group = pending.setdefault(obj.shape, [])
+            group.append(obj)
+            if len(group) == batch_size:
+                yield from run_batch(pending.pop(obj.shape), predictor, settings, pool)
+        for group in pending.values():
+            yield from run_batch(group, predictor, settings, pool)
+
+
+def clicks_to_reach(ious: Sequence[float], threshold: float, strict: bool) -> int | None:
+    """The first click count whose IoU reaches `threshold` (>=, or > when strict), None if none does."""
+    for k, iou in enumerate(ious, start=1):
+        if iou > threshold or (not strict and iou == threshold):
+            return k
+    return None
+
+
+@dataclass(frozen=True)
+class NocSummary:
+    """The figures of a run: NoC@t (mean clicks, max_clicks for failures), NoF@t, mIoU after each click."""
+
+    num_objects: int
+    noc: dict[float, float]
+    nof: dict[float, int]
+    miou_curve: tuple[float, ...]
+    seconds_per_click: float
+
+
+def summarize(logs: Sequence[ObjectLog], settings: NocSettings) -> NocSummary:
+    """NoC, NoF and the mIoU curve of a run's logs."""
+    if not logs:
+        raise ValueError("no object was evaluated: the shards hold no object (or --limit/--min-area excluded all)")
+    noc: dict[float, float] = {}
+    nof: dict[float, int] = {}
+    for t in settings.iou_thresholds:
+        reached = [clicks_to_reach(log.ious, t, settings.strict) for log in logs]
+        noc[t] = float(np.mean([settings.max_clicks if k is None else k for k in reached]))
+        nof[t] = sum(k is None for k in reached)
+    curve = np.asarray([log.ious for log in logs], dtype=np.float64).mean(0)
+    seconds = sum(log.seconds for log in logs) / (len(logs) * settings.max_clicks)
+    return NocSummary(len(logs), noc, nof, tuple(float(v) for v in curve), seconds)

@@ -1,0 +1,74 @@
+"""The objects a NoC run evaluates: every instance of every image's object map, read from shards.
+
+Objects come from the object map itself (ids 1..254; 0 is background, 255 void), not from the clicks the pipeline
+sampled, so objects the training sampler skipped (small, thin) are evaluated too. An object therefore always has
+at least one pixel, and its pixels are never void, so its IoU is always defined. `min_area` restricts the set;
+objects below it are counted under `below_min_area`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ifcn.trainer.data.shards import read_samples
+
+VOID = 255
+SKIP_SMALL = "below_min_area"
+
+
+@dataclass(frozen=True, eq=False)
+class EvalObject:
+    """One object to evaluate. `image` and `ignore` are shared (same arrays) by all objects of an image."""
+
+    index: int  # position in the evaluation order: logs are reported in this order
+    key: str
+    object_id: int
+    cls: int
+    area: int
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    gt: np.ndarray  # (H, W) bool
+    ignore: np.ndarray  # (H, W) bool, the void pixels
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.gt.shape
+
+
+def image_objects(key: str, image: np.ndarray, object_map: np.ndarray, class_map: np.ndarray, min_area: int,
+                  skipped: Counter, start: int = 0) -> list[EvalObject]:
+    """The objects of one image in increasing id order, numbered from `start`; small ones counted in `skipped`."""
+    if image.shape[:2] != object_map.shape:
+        raise ValueError(f"sample {key!r}: image {image.shape[:2]} and object map {object_map.shape} differ")
+    ignore = object_map == VOID
+    ids = np.unique(object_map)
+    objects: list[EvalObject] = []
+    for object_id in ids[(ids != 0) & (ids != VOID)].tolist():
+        gt = object_map == object_id
+        area = int(np.count_nonzero(gt))
+        if area < min_area:
+            skipped[SKIP_SMALL] += 1
+            continue
+        cls = int(np.bincount(class_map[gt]).argmax())
+        objects.append(EvalObject(start + len(objects), key, object_id, cls, area, image, gt, ignore))
+    return objects
+
+
+def iter_objects(paths: Iterable[Path], min_area: int = 0, limit: int | None = None,
+                 skipped: Counter | None = None) -> Iterator[EvalObject]:
+    """Every object of the shards (at most `limit`), numbered in reading order; skips are counted in `skipped`."""
+    skipped = Counter() if skipped is None else skipped
+    count = 0
+    samples = (sample for path in paths for sample in read_samples(Path(path)))
+    for sample in samples:
+        found = image_objects(sample.key, sample.image(), sample.object_map(), sample.class_map(), min_area, skipped,
+                              start=count)
+        for obj in found:
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield obj
