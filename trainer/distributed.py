@@ -1,0 +1,98 @@
+"""Process-group setup under `torchrun` and the few collectives the trainer needs.
+
+Every helper is a no-op in a single process, so the same training and validation code runs with or without DDP.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits: global rank, world size, rank on its node, and its device."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(choice: str) -> torch.device:
+    """`auto` -> CUDA when present, else CPU; `cuda` without a GPU is an error that says so."""
+    if choice not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {choice!r}")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible; use --device cpu (or auto)")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def init_distributed(device_choice: str) -> DistContext:
+    """Join the process group `torchrun` describes in the environment (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_*).
+
+    Backend: NCCL on CUDA, gloo on CPU. Without those variables this is a single process and nothing is initialised.
+    """
+    device = resolve_device(device_choice)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                **({"device_id": device} if device.type == "cuda" else {}))
+    return DistContext(rank, world, local_rank, device)
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum `tensor` over ranks in place (and return it)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_gather_ints(value: int, device: torch.device) -> list[int]:
+    """Every rank's `value`, in rank order (a one-element list in a single process)."""
+    if not is_distributed():
+        return [int(value)]
+    mine = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    out = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, mine)
+    return [int(t.item()) for t in out]
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank, so that validation on each rank's share
+    and the checkpoint written by rank 0 describe the same model."""
+    if is_distributed():
+        for buf in module.buffers():
+            dist.broadcast(buf, src=0)
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()

@@ -1,0 +1,109 @@
+"""Validation at full image resolution: foreground IoU with the shards' own click pairs (interactive), a confusion
+matrix (semantic). Used after training epochs and by `ifcn-eval`.
+
+Images differ in size, so consecutive items of equal size are batched together and nothing is padded (padding
+would change what the network sees near the border). Under DDP, sample `i` of the shard set goes to rank
+`i % world_size` and the sums are all-reduced, so the result does not depend on the number of ranks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from itertools import islice
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ifcn.pipeline.manifest import ShardSet
+from ifcn.trainer.data.augment import CropItem
+from ifcn.trainer.data.items import VOID, Item, expand_sample
+from ifcn.trainer.data.shards import read_samples
+from ifcn.trainer.data.stream import collate
+from ifcn.trainer.distributed import all_reduce_sum
+from ifcn.trainer.inputs import network_input
+from ifcn.trainer.metrics import ConfusionMatrix, foreground_iou
+from ifcn.trainer.precision import autocast
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def eval_items(shards: ShardSet, task: str, limit: int | None = None) -> Iterator[Item]:
+    """Full-resolution items of this rank's samples (every `world`-th of the first `limit` samples)."""
+    rank, world = _rank_world()
+    samples = (s for p in shards.paths for s in read_samples(p))
+    for i, sample in enumerate(islice(samples, limit)):
+        if i % world == rank:
+            yield from expand_sample(sample, task)
+
+
+def _same_size_batches(items: Iterator[Item], batch_size: int) -> Iterator[list[Item]]:
+    batch: list[Item] = []
+    for item in items:
+        if batch and (len(batch) == batch_size or batch[0].image.shape != item.image.shape):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def _forward(model: torch.nn.Module, items: list[Item], task: str, device: torch.device,
+             precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and uint8 targets (255 ignored) of a same-size batch of full-resolution items."""
+    batch = collate([CropItem(i.image, i.target(), i.pos, i.neg) for i in items], task)
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    x = network_input(batch["image"].permute(0, 3, 1, 2), batch.get("pos"), batch.get("pos_valid"),
+                      batch.get("neg"), batch.get("neg_valid"))
+    with autocast(device, precision):
+        logits = model(x)
+    return logits.float(), batch["target"]
+
+
+class _EvalMode:
+    """Put a model in eval mode and restore its previous mode afterwards."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self) -> None:
+        self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.train(self.was_training)
+
+
+def validate_interactive(model: torch.nn.Module, shards: ShardSet, device: torch.device | str, batch_size: int = 8,
+                         limit: int | None = None, precision: str = "fp32") -> dict[str, float]:
+    """Mean foreground IoU of (logit > 0) against the object mask, void ignored: the mean over an object's pairs,
+    then over objects. Returns `{"iou", "objects", "pairs"}` (`iou` is NaN with no object). `limit` caps images."""
+    device = torch.device(device)
+    per_object: dict[tuple[str, int], list[float]] = {}
+    with _EvalMode(model), torch.inference_mode():
+        for items in _same_size_batches(eval_items(shards, "interactive", limit), batch_size):
+            logits, target = _forward(model, items, "interactive", device, precision)
+            ious = foreground_iou(logits[:, 0] > 0, target == 1, target == VOID).tolist()
+            for item, iou in zip(items, ious, strict=True):
+                per_object.setdefault((item.key, item.object_id), []).append(iou)
+    sums = torch.tensor([sum(float(np.mean(v)) for v in per_object.values()), len(per_object),
+                         sum(len(v) for v in per_object.values())], dtype=torch.float64, device=device)
+    total_iou, objects, pairs = all_reduce_sum(sums).tolist()
+    return {"iou": total_iou / objects if objects else math.nan, "objects": int(objects), "pairs": int(pairs)}
+
+
+def validate_semantic(model: torch.nn.Module, shards: ShardSet, device: torch.device | str, num_classes: int = 21,
+                      batch_size: int = 8, limit: int | None = None, precision: str = "fp32") -> ConfusionMatrix:
+    """Confusion matrix of argmax predictions against the class maps (255 ignored), summed over all ranks."""
+    device = torch.device(device)
+    matrix = ConfusionMatrix(num_classes, device)
+    with _EvalMode(model), torch.inference_mode():
+        for items in _same_size_batches(eval_items(shards, "semantic", limit), batch_size):
+            logits, target = _forward(model, items, "semantic", device, precision)
+            matrix.update(logits.argmax(1), target)
+    matrix.all_reduce()
+    return matrix
