@@ -13,8 +13,10 @@ pixel outside M to M. Every pair holds positive clicks and the negative clicks o
 "Spaced picks": one at a time, each uniform among the candidates farther than `d_step` from the clicks of that kind
 already placed, stopping early when none is left. Decisions the spec leaves open:
 
-- Counts: in `random` mode every count (positives; negatives of strategies 1 and 3; strategy 2 per other object) is
-  uniform in 1..N; in `fixed` mode it is N (no draw). Fewer clicks result only when the candidates run out.
+- Counts: in `random` mode the counts of positives, of strategy 1 and of strategy 2 (per other object) are uniform
+  in 1..N; in `fixed` mode they are N (no draw). Strategy 3 always places N_neg3 clicks (one uniform pick, then
+  N_neg3 - 1 farthest-point picks: the spec's and the paper's boundary cover). Fewer clicks result only when the
+  candidates run out.
 - Strategy 2's clicks keep `d_step` between each other across objects too, so every kind of click is spaced.
 - A strategy is offered only when it has candidates: 1 and 3 when their band is non-empty, 2 when some other
   object (small ones included: they are still objects of the image) has interior candidates. Every offered strategy
@@ -321,8 +323,8 @@ def negatives_strategy2(cands: ObjectCandidates, config: ClickConfig, rng: np.ra
 
 
 def negatives_strategy3(cands: ObjectCandidates, config: ClickConfig, rng: np.random.Generator) -> Clicks:
-    """Strategy 3: 1..n_neg3 clicks covering the band 0 < dist_out < d (first uniform, then farthest-point)."""
-    return farthest_picks(cands.strategy3, cands.strategy3_sq, click_count(config.n_neg3, config, rng), rng)
+    """Strategy 3: n_neg3 clicks covering the band 0 < dist_out < d (first uniform, then farthest-point)."""
+    return farthest_picks(cands.strategy3, cands.strategy3_sq, config.n_neg3, rng)
 
 
 #: Negative strategies by number (the `strategy` field of a ClickPair).

@@ -3,7 +3,7 @@
 # About 10 minutes on 2 CPU cores (less on a GPU). Outputs in $DEMO_DIR (default: demo/).
 source "$(dirname "$0")/env.sh"
 demo="${DEMO_DIR:-demo}"
-epochs="${DEMO_EPOCHS:-4}"
+epochs="${DEMO_EPOCHS:-6}"
 set -x
 ifcn-prep synth "$demo/data" --train-images 160 --val-images 40 --long-side 160 --seed 0 --overwrite
 ifcn-prep sample --voc-root "$demo/data" --split train --pairs 15 --out "$demo/shards/train" --overwrite --no-progress

@@ -6,19 +6,18 @@ format. Any failure while reading names the shard file.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import webdataset as wds
 
 from ifcn.pipeline.errors import InputError
 from ifcn.pipeline.formats import format_of_path
-from ifcn.pipeline.formats.hdf5 import read_row
+from ifcn.pipeline.formats.hdf5 import HDF5Format
 from ifcn.pipeline.manifest import ShardSet
 from ifcn.pipeline.records import Sample
+from ifcn.pipeline.resume import file_sha256
 
 TASKS = ("interactive", "semantic")
 _FIX = "rerun `ifcn-prep sample` with the same options to rewrite it"
@@ -39,13 +38,7 @@ def _webdataset_samples(path: Path) -> Iterator[Sample]:
         yield Sample.from_fields(raw["__key__"], raw)
 
 
-def _hdf5_samples(path: Path) -> Iterator[Sample]:
-    with h5py.File(path, "r") as f:
-        for i in range(f["key"].shape[0]):
-            yield read_row(f, i)
-
-
-_READERS = {"webdataset": _webdataset_samples, "hdf5": _hdf5_samples}
+_READERS = {"webdataset": _webdataset_samples, "hdf5": HDF5Format().read}
 
 
 def read_samples(path: Path) -> Iterator[Sample]:
@@ -69,20 +62,12 @@ def items_in(sample: Sample, task: str) -> int:
     return sample.clicks.num_pairs if task == "interactive" else 1
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_entry_file(path: Path, expected_bytes: int, expected_sha: str, verify_checksums: bool) -> None:
     size = path.stat().st_size
     if size != expected_bytes:
         raise InputError(path, f"corrupt or truncated shard: {size} bytes, the manifest records {expected_bytes}", _FIX,
                          kind="corrupt_shard")
-    if verify_checksums and _sha256(path) != expected_sha:
+    if verify_checksums and file_sha256(path)[0] != expected_sha:
         raise InputError(path, "corrupt shard: its sha256 differs from the manifest's", _FIX, kind="corrupt_shard")
 
 
