@@ -138,13 +138,15 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
 
 
 def local_cluster(workers: int) -> Any:
-    """A local Dask cluster of `workers` single-threaded worker processes (a context manager), no dashboard.
+    """A local Dask cluster of `workers` single-threaded worker processes (a context manager).
 
-    Workers import the task's modules while starting (preload), so that time counts as start-up, not as work.
+    The scheduler's HTTP endpoint takes any free port (":0"), so concurrent jobs on one machine never compete for
+    the default 8787 (the bokeh dashboard itself is not installed). Workers import the task's modules while starting
+    (preload), so that time counts as start-up, not as work.
     """
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                         silence_logs=logging.ERROR, preload=[build_shard.__module__])
 
 
