@@ -67,7 +67,7 @@ def synth(out: Path, train_images: int, val_images: int, seed: int, long_side: i
         raise click.UsageError(str(e)) from None
     try:
         root = make_synth_dataset(out, config, overwrite=overwrite)
-    except (FileExistsError, OSError) as e:
+    except OSError as e:  # FileExistsError included
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {train_images} train and {val_images} val images to {root}")
 

@@ -45,16 +45,14 @@ import numpy as np
 from scipy import ndimage
 
 from ifcn.pipeline.distance import distance_inside, distance_outside, exact_squared
-from ifcn.pipeline.records import ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
+from ifcn.pipeline.records import VOID, ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
 
 COUNT_MODES = ("random", "fixed")
 BACKGROUND = 0
-VOID = 255
 MAX_OBJECT_ID = 254
 SKIP_SMALL = "small"
 SKIP_NO_POSITIVE = "no_positive_candidate"
 SKIP_NO_NEGATIVE = "no_negative_candidate"
-SKIP_REASONS = (SKIP_SMALL, SKIP_NO_POSITIVE, SKIP_NO_NEGATIVE)
 
 #: Clicks and candidate pixels: an (N, 2) int64 array of (y, x), candidates sorted row-major (as `np.nonzero` gives).
 Clicks = np.ndarray
@@ -76,7 +74,8 @@ def _valid_number(field: str, value: object, minimum: float) -> float:
     return float(value)
 
 
-def _valid_int(field: str, value: object, minimum: int) -> int:
+def valid_int(field: str, value: object, minimum: int) -> int:
+    """`value` as an int when it is a whole number ≥ minimum; else a ValueError naming the CLI option of `field`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{_option(field)} must be a whole number (got {value!r})")
     if value < minimum:
@@ -104,8 +103,8 @@ class ClickConfig:
         for field in ("d_margin", "d_step", "d"):
             object.__setattr__(self, field, _valid_number(field, getattr(self, field), 0))
         for field in ("n_pos", "n_neg1", "n_neg2", "n_neg3", "pairs"):
-            object.__setattr__(self, field, _valid_int(field, getattr(self, field), 1))
-        object.__setattr__(self, "min_area", _valid_int("min_area", self.min_area, 0))
+            object.__setattr__(self, field, valid_int(field, getattr(self, field), 1))
+        object.__setattr__(self, "min_area", valid_int("min_area", self.min_area, 0))
         if not self.d > self.d_margin:
             raise ValueError(f"--d must be greater than --d-margin (got --d {self.d:g}, --d-margin {self.d_margin:g})")
         if self.count_mode not in COUNT_MODES:
@@ -120,10 +119,9 @@ def image_rng(seed: int, key: str) -> np.random.Generator:
 
     The key enters through sha256 (Python's `hash()` of a str changes from one process to the next).
     """
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"--seed must be a non-negative whole number (got {seed!r})")
+    seed = valid_int("seed", seed, 0)
     digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int.from_bytes(digest[:16], "little")]))
+    return np.random.default_rng(np.random.SeedSequence([seed, int.from_bytes(digest[:16], "little")]))
 
 
 def click_count(n_max: int, config: ClickConfig, rng: np.random.Generator) -> int:

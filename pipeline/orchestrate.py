@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import numbers
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ifcn import __version__
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.clicks import ClickConfig, valid_int
 from ifcn.pipeline.errors import InputError
 from ifcn.pipeline.formats import get_format
 from ifcn.pipeline.manifest import SCHEMA_VERSION, Manifest, Source, Totals, write_manifest
@@ -62,9 +61,7 @@ class SampleJob:
     def __post_init__(self) -> None:
         get_format(self.format)
         for name, minimum in (("seed", 0), ("images_per_shard", 1), ("workers", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"--{name.replace('_', '-')} must be a whole number ≥ {minimum} (got {value!r})")
+            valid_int(name, getattr(self, name), minimum)
         if self.on_error not in ON_ERROR:
             raise ValueError(f"--on-error must be one of {', '.join(ON_ERROR)} (got {self.on_error!r})")
         if not self.split:
@@ -187,7 +184,9 @@ def _manifest(job: SampleJob, source: Source, results: list[ShardResult]) -> Man
 def run_sample(job: SampleJob, log: Callable[[str], None] = _stderr) -> SampleResult:
     """Turn one split of a VOC root into shards plus `manifest.json` under `job.out`; resume what a previous run of the
     same job left. Raises InputError (bad input data), ValueError (bad options or another job's folder) or
-    ConnectionError (cluster unreachable) before writing anything."""
+    ConnectionError (cluster unreachable). All are raised before anything is written, except an InputError that only
+    reading an image reveals (a corrupt file under `--on-error fail`): the shards finished by then stay, with their
+    sidecars, for the rerun after the fix, and no manifest is written."""
     start = time.perf_counter()
     root = find_voc_root(Path(job.voc_root)).resolve()
     ids = read_split(root, job.split)

@@ -21,6 +21,8 @@ FIELD_CLICKS = "clicks.json"
 FIELDS = (FIELD_JPEG, FIELD_CLASS, FIELD_OBJECT, FIELD_CLICKS)
 
 Point = tuple[int, int]  # (y, x) in pixels of the original image
+#: Index of void pixels (object boundaries, ambiguous regions) in class and object maps: ignored, never a label.
+VOID = 255
 
 
 @dataclass(frozen=True)

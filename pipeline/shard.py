@@ -70,7 +70,9 @@ def skipped_image(error: InputError, key: str) -> SkippedImage:
 def build_shard(task: ShardTask) -> ShardResult:
     """Make sure `task`'s shard exists, complete and checksum-valid; write it (and then its sidecar) if not."""
     kept = complete_shard(task.out, task.name, task.job_id)
-    if kept is not None:
+    # `--on-error` is not part of the job: a shard that an earlier `skip` run wrote without some images is kept only
+    # under `skip`; under `fail` it is rebuilt, so that the bad image stops the run instead of passing silently.
+    if kept is not None and (task.on_error == "skip" or not kept.skipped_images):
         return ShardResult(task.spec.index, kept, reused=True)
     sidecar_path(task.out, task.name).unlink(missing_ok=True)  # a sidecar must never vouch for a shard being rewritten
     samples: list[Sample] = []

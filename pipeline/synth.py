@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ifcn.pipeline.palette import save_index_png
-from ifcn.pipeline.voc import VOID
+from ifcn.pipeline.records import VOID
 
 #: Ids look like VOC's (`2008_000123`) but use a year no real VOC image has, so they never collide.
 ID_YEAR = 2031
@@ -126,16 +126,16 @@ def make_synth_dataset(out: Path, config: SynthConfig, *, overwrite: bool = Fals
     devkit = Path(out) / "VOCdevkit"
     root = devkit / "VOC2012"
     if root.exists() and not overwrite:
-        raise FileExistsError(f"{root} already exists; choose another output folder or pass overwrite")
+        raise FileExistsError(f"{root} already exists; choose another output folder or pass --overwrite")
     devkit.mkdir(parents=True, exist_ok=True)
     tmp = devkit / f".tmp-VOC2012-{uuid.uuid4().hex[:8]}"
     try:
         _write_tree(tmp, config)
+        old = devkit / f".tmp-old-VOC2012-{uuid.uuid4().hex[:8]}"
         if root.exists():
-            old = devkit / f".tmp-old-VOC2012-{uuid.uuid4().hex[:8]}"
             os.replace(root, old)
-            shutil.rmtree(old)
-        os.replace(tmp, root)
+        os.replace(tmp, root)  # before deleting the old tree: an interruption never leaves neither
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root

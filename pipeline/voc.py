@@ -18,12 +18,12 @@ import numpy as np
 from PIL import Image
 
 from ifcn.pipeline.errors import InputError
+from ifcn.pipeline.records import VOID
 
 SPLITS = ("train", "val", "trainval")
 IMAGES, CLASSES, OBJECTS, SETS = "JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"
 LAYOUT = (IMAGES, CLASSES, OBJECTS, SETS)
 NUM_CLASSES = 21  # background + 20 object classes; 255 = void
-VOID = 255
 VOC_TAR = "VOCtrainval_11-May-2012.tar"
 GET_VOC = (f"download {VOC_TAR} and extract it (tar xf {VOC_TAR}) so that VOCdevkit/VOC2012/ with JPEGImages/, "
            "SegmentationClass/, SegmentationObject/ and ImageSets/Segmentation/ exists, then pass VOCdevkit/VOC2012 "
@@ -130,9 +130,13 @@ def check_files(root: Path, ids: list[str]) -> list[InputError]:
         missing = [p for p in image_paths(root, key) if p.name not in present[p.parent.name]]
         if missing:
             others = f" (also missing: {', '.join(str(p) for p in missing[1:])})" if missing[1:] else ""
-            errors.append(InputError(missing[0], f"missing file for image {key} listed in the split{others}",
-                                     RESTORE, kind="missing_file", key=key))
+            errors.append(_missing_file(missing[0], key, others))
     return errors
+
+
+def _missing_file(path: Path, key: str, more: str = "") -> InputError:
+    return InputError(path, f"missing file for image {key} listed in the split{more}", RESTORE, kind="missing_file",
+                      key=key)
 
 
 def _list_folder(folder: Path) -> set[str]:
@@ -167,8 +171,7 @@ def _read_bytes(path: Path, key: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise InputError(path, f"missing file for image {key} listed in the split", RESTORE, kind="missing_file",
-                         key=key) from None
+        raise _missing_file(path, key) from None
 
 
 def _check_jpeg(path: Path, data: bytes, key: str) -> tuple[int, int]:
@@ -203,8 +206,7 @@ def _read_mask(path: Path, key: str) -> np.ndarray:
             image.load()
             indices = np.asarray(image) if mode in ("P", "L") else None
     except FileNotFoundError:
-        raise InputError(path, f"missing file for image {key} listed in the split", RESTORE, kind="missing_file",
-                         key=key) from None
+        raise _missing_file(path, key) from None
     except Exception as error:  # PIL raises many types on hostile bytes; all mean "not a readable PNG"
         raise InputError(path, f"is not a readable PNG ({error})", RESTORE, kind="corrupt_png", key=key) from None
     if fmt != "PNG":

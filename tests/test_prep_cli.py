@@ -123,6 +123,10 @@ def test_a_bad_image_fails_or_is_skipped(case: str, voc_copy: Path, tmp_path: Pa
     assert (record.key, record.file) == (key, str(bad)) and record.reason.startswith(f"{kind}: ")
     assert "skipped images: 1" in result.output
 
+    # The same job rerun under `fail` does not keep the shard that lacks the image: it stops on that image.
+    result = sample(voc_copy, skipped, "--on-error", "fail", "--images-per-shard", "4", scheduler=dask_address)
+    assert result.exit_code == 1 and str(bad) in result.output, result.output
+
 
 def test_every_missing_file_is_counted_before_the_run(voc_copy: Path, tmp_path: Path) -> None:
     ids = read_split(voc_copy, "train")

@@ -30,6 +30,7 @@ from ifcn.trainer.data import (
     steps_per_epoch,
 )
 from ifcn.trainer.data.augment import apply_matrix, random_matrix
+from ifcn.trainer.inputs import IMAGENET_MEAN, IMAGENET_STD, network_input
 
 CROP = 64
 
@@ -96,6 +97,27 @@ def test_interactive_crop_keeps_a_positive_click_and_the_object() -> None:
         out = augment(item, AugmentConfig(CROP, scale_range=(0.8, 1.2)), rng)
         assert len(out.pos) == 1 and out.target[out.pos[0, 0], out.pos[0, 1]] == 1
         assert set(np.unique(out.target)) <= {0, 1, 255}
+
+
+def test_network_input_is_rgb_then_clipped_positive_and_negative_distances() -> None:
+    """Spec §3: normalised R, G, B, then min distance to a positive / negative click clipped at 255 and /255;
+    padding clicks are ignored and a sign without clicks is 1.0 everywhere."""
+    images = torch.randint(0, 256, (2, 3, 40, 300), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    pos = torch.tensor([[[5, 10], [30, 200]], [[0, 0], [0, 0]]])
+    pos_valid = torch.tensor([[True, True], [False, False]])
+    neg = torch.tensor([[[20, 20], [0, 0]], [[39, 299], [0, 0]]])
+    neg_valid = torch.tensor([[False, False], [True, False]])
+    x = network_input(images, pos, pos_valid, neg, neg_valid)
+    assert x.shape == (2, 5, 40, 300)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    torch.testing.assert_close(x[:, :3], (images.float() / 255 - mean) / std)
+    p = x[0, 3]
+    assert p[5, 10] == 0 and p[30, 200] == 0
+    torch.testing.assert_close(p[5, 60], torch.tensor(50 / 255))  # nearer to (5, 10) than to (30, 200)
+    torch.testing.assert_close(p[9, 13], torch.tensor(5 / 255))
+    assert bool((x[1, 3] == 1.0).all()) and bool((x[0, 4] == 1.0).all())  # no (valid) click of that sign
+    torch.testing.assert_close(x[1, 4, 39, 199], torch.tensor(100 / 255))
+    assert x[1, 4, 39, 0] == 1.0  # 299 px away: clipped at 255
 
 
 def test_collate_pads_clicks_with_validity_masks() -> None:

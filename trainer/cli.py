@@ -7,19 +7,16 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from ifcn.trainer.precision import PRECISIONS
 from ifcn.trainer.schedule import SCHEDULES
 from ifcn.trainer.train import SetupError, TrainConfig, train
 
 
-def _backbones() -> list[str]:
-    from ifcn.trainer.models import list_backbones
-
-    return list(list_backbones())
-
-
 def _list_archs(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
-        click.echo("\n".join(_backbones()))
+        from ifcn.trainer.models import describe_backbones
+
+        click.echo(describe_backbones())
         ctx.exit()
 
 
@@ -51,7 +48,7 @@ def _check_flags(ctx: click.Context, p: dict) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--list-archs", is_flag=True, is_eager=True, expose_value=False, callback=_list_archs,
-              help="Print the known backbone names and exit.")
+              help="Print the known backbones (with whether their ImageNet weights are cached) and exit.")
 @click.option("--shards", required=True, help="Training shards: a folder with manifest.json, a manifest file, "
               "or a brace/glob pattern of shard files.")
 @click.option("--val-shards", default=None, help="Validation shards (same forms). Without them: no validation.")
@@ -78,7 +75,7 @@ def _check_flags(ctx: click.Context, p: dict) -> None:
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--clip-grad", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Clip the gradient norm to this value.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
 @click.option("--channels-last", is_flag=True, help="NHWC memory format (faster convolutions on recent GPUs).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)

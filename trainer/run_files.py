@@ -10,7 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ifcn.pipeline.atomic import atomic_path, atomic_write_bytes
+from ifcn.pipeline.atomic import atomic_write_bytes
+from ifcn.trainer.evaluation.plotting import save_png
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
@@ -80,7 +81,7 @@ class RunFiles:
         import matplotlib.pyplot as plt
 
         epochs = [r for r in read_metrics(self.run_dir) if r.get("kind") == "epoch"]
-        fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(10 if metric else 5, 3.5), squeeze=False)
+        fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(10 if metric else 5, 3.5), dpi=100, squeeze=False)
         axes[0, 0].plot([r["epoch"] for r in epochs], [r["train_loss"] for r in epochs], marker="o")
         axes[0, 0].set(xlabel="epoch", ylabel="training loss", title="loss")
         if metric:
@@ -89,9 +90,7 @@ class RunFiles:
             axes[0, 1].set(xlabel="epoch", ylabel=metric, title="validation")
         fig.tight_layout()
         path = self.run_dir / CURVES
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
+        save_png(fig, path)
         return path
 
     def close(self) -> None:

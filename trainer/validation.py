@@ -14,28 +14,21 @@ from itertools import islice
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from ifcn.pipeline.manifest import ShardSet
 from ifcn.trainer.data.augment import CropItem
 from ifcn.trainer.data.items import VOID, Item, expand_sample
 from ifcn.trainer.data.shards import read_samples
 from ifcn.trainer.data.stream import collate
-from ifcn.trainer.distributed import all_reduce_sum
+from ifcn.trainer.distributed import all_reduce_sum, rank_and_world
 from ifcn.trainer.inputs import network_input
 from ifcn.trainer.metrics import ConfusionMatrix, foreground_iou
 from ifcn.trainer.precision import autocast
 
 
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def eval_items(shards: ShardSet, task: str, limit: int | None = None) -> Iterator[Item]:
     """Full-resolution items of this rank's samples (every `world`-th of the first `limit` samples)."""
-    rank, world = _rank_world()
+    rank, world = rank_and_world()
     samples = (s for p in shards.paths for s in read_samples(p))
     for i, sample in enumerate(islice(samples, limit)):
         if i % world == rank:

@@ -25,16 +25,16 @@ class HDF5Format:
     suffix = ".h5"
 
     def write(self, path: Path, samples: Iterable[Sample]) -> int:
-        rows = list(samples)
+        rows = [(s.key, s.to_fields()) for s in samples]  # encode each sample's clicks JSON once
         # track_times=False and a fixed libver keep the file bytes a function of the content only.
         with h5py.File(path, "w", libver=("v110", "v110"), track_order=False) as f:
             f.attrs["format"] = "ifcn-shard"
-            f.create_dataset("key", data=[s.key.encode() for s in rows], dtype=h5py.string_dtype("utf-8"),
+            f.create_dataset("key", data=[key.encode() for key, _ in rows], dtype=h5py.string_dtype("utf-8"),
                              track_times=False)
             for field in FIELDS:
                 ds = f.create_dataset(dataset_name(field), shape=(len(rows),), dtype=_BYTES, track_times=False)
-                for i, s in enumerate(rows):
-                    ds[i] = np.frombuffer(s.to_fields()[field], np.uint8)
+                for i, (_, fields) in enumerate(rows):
+                    ds[i] = np.frombuffer(fields[field], np.uint8)
         return len(rows)
 
     def read(self, path: Path) -> Iterator[Sample]:

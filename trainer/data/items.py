@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ifcn.pipeline.records import Sample, decode_jpeg, decode_mask
-
-VOID = 255
+from ifcn.pipeline.records import VOID, Sample
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,11 +51,11 @@ _NO_CLICKS = np.zeros((0, 2), np.int32)
 def expand_sample(sample: Sample, task: str) -> Iterator[Item]:
     """The items of one shard sample, objects then pairs in stored order."""
     if task == "semantic":
-        yield Item(sample.key, decode_jpeg(sample.jpeg), decode_mask(sample.class_png), 0, _NO_CLICKS, _NO_CLICKS)
+        yield Item(sample.key, sample.image(), sample.class_map(), 0, _NO_CLICKS, _NO_CLICKS)
         return
     if not sample.clicks.num_pairs:
         return
-    image, objects = decode_jpeg(sample.jpeg), decode_mask(sample.object_png)
+    image, objects = sample.image(), sample.object_map()
     if image.shape[:2] != objects.shape:
         raise ValueError(f"sample {sample.key!r}: image {image.shape[:2]} and object map {objects.shape} differ in size")
     for obj in sample.clicks.objects:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ifcn.trainer.data.items import VOID
 from ifcn.trainer.data.shards import read_samples
 
-VOID = 255
 SKIP_SMALL = "below_min_area"
 
 

@@ -6,6 +6,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ifcn.pipeline.atomic import atomic_write_bytes
+
 
 def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Any, Any]:
     """(figure, axes) on the Agg backend (no display needed)."""
@@ -20,8 +22,6 @@ def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Any, Any]:
 def save_png(fig: Any, path: Path) -> None:
     """Render `fig` to `path` atomically and release it."""
     import matplotlib.pyplot as plt
-
-    from ifcn.pipeline.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")

@@ -32,7 +32,7 @@ def click_tensors(clicks: Sequence[Sequence[Click]], positive: bool,
                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The clicks of one sign as padded (B, K, 2) (y, x) coordinates and a (B, K) validity mask (K >= 1)."""
     chosen = [[(c.y, c.x) for c in row if c.positive == positive] for row in clicks]
-    k = max(1, *(len(row) for row in chosen))
+    k = max([1, *(len(row) for row in chosen)])
     coords = torch.zeros(len(chosen), k, 2, dtype=torch.float32)
     valid = torch.zeros(len(chosen), k, dtype=torch.bool)
     for i, row in enumerate(chosen):
