@@ -32,10 +32,12 @@ from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
 from ifcn.pipeline.clicks import ClickConfig
-from ifcn.pipeline.manifest import resolve_shards
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
-from ifcn.trainer.data import AugmentConfig, TrainStream, check_shards, make_loader, read_samples
+from ifcn.shards.check import check_shards
+from ifcn.shards.manifest import resolve_shards
+from ifcn.shards.reader import read_shard
+from ifcn.trainer.data import AugmentConfig, TrainStream, make_loader
 from ifcn.trainer.inputs import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -52,8 +54,8 @@ def write_click_maps(shards: Path, folder: Path) -> list[tuple[str, int, Path, P
     """The seed's per-pair click-map PNGs (1 at each click): one (key, object id, pos png, neg png) per item."""
     folder.mkdir(parents=True, exist_ok=True)
     items = []
-    for path in resolve_shards(shards).paths:
-        for sample in read_samples(path):
+    for location in resolve_shards(shards).locations:
+        for sample in read_shard(location):
             for obj in sample.clicks.objects:
                 for k, pair in enumerate(obj.pairs):
                     names = []

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from ifcn.pipeline.clicks import ClickConfig
-from ifcn.pipeline.manifest import resolve_shards
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
+from ifcn.shards.manifest import resolve_shards
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects
 from ifcn.trainer.evaluation.objects import EvalObject, iter_objects
@@ -44,7 +44,7 @@ def val_objects(workdir: Path, images: int, long_side: int) -> list[EvalObject]:
     root = make_synth_dataset(workdir / "synth", SynthConfig(train_images=0, val_images=images, long_side=long_side))
     run_sample(SampleJob(root, "val", workdir / "val", clicks=ClickConfig(pairs=1), workers=1, progress=False),
                log=lambda _: None)
-    return list(iter_objects(resolve_shards(workdir / "val").paths))
+    return list(iter_objects(resolve_shards(workdir / "val").locations))
 
 
 def timed(objects: list[EvalObject], predictor: object, settings: NocSettings, batch_size: int,

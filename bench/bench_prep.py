@@ -24,9 +24,9 @@ from pathlib import Path
 from ifcn.pipeline import synth
 from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, SampleResult, run_sample
-from ifcn.pipeline.plan import plan_shards
 from ifcn.pipeline.resume import fingerprint
 from ifcn.pipeline.shard import ShardTask, build_shard
+from ifcn.pipeline.shard_plan import plan_shards
 from ifcn.pipeline.voc import image_paths, read_split
 
 BENCH_OUT = Path(__file__).resolve().parent / "out"

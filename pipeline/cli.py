@@ -14,11 +14,11 @@ from typing import Any
 import click
 
 from ifcn.pipeline.clicks import COUNT_MODES, ClickConfig
-from ifcn.pipeline.formats import FORMATS
-from ifcn.pipeline.manifest import MANIFEST_NAME
 from ifcn.pipeline.orchestrate import ON_ERROR, SampleJob, SampleResult, run_sample
-from ifcn.pipeline.plan import DEFAULT_IMAGES_PER_SHARD
+from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD
 from ifcn.pipeline.voc import SPLITS
+from ifcn.shards.formats import FORMATS
+from ifcn.shards.manifest import MANIFEST_NAME
 
 CLICK_HELP = {
     "d_margin": "Clicks keep at least this many pixels from the object boundary (positives, strategy 1 and 2).",
@@ -154,7 +154,7 @@ def verify(out: Path) -> None:
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output PNG file.")
 def inspect(out: Path, key: str | None, object_id: int | None, pair: int, png: Path) -> None:
     """Draw one sample of the shards in OUT (folder, manifest or shard pattern) with its clicks to a PNG."""
-    from ifcn.pipeline.inspect import inspect_output
+    from ifcn.pipeline.preview import inspect_output
 
     try:
         view = inspect_output(out, png, key=key, object_id=object_id, pair=pair)

@@ -44,8 +44,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from ifcn.pipeline.distance import distance_inside, distance_outside, exact_squared
-from ifcn.pipeline.records import VOID, ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
+from ifcn.distance import distance_inside, distance_outside, exact_squared
+from ifcn.shards.records import VOID, ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
 
 COUNT_MODES = ("random", "fixed")
 BACKGROUND = 0

@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from ifcn import __version__
+from ifcn.errors import InputError
 from ifcn.pipeline.clicks import ClickConfig, valid_int
-from ifcn.pipeline.errors import InputError
-from ifcn.pipeline.formats import get_format
-from ifcn.pipeline.manifest import SCHEMA_VERSION, Manifest, Source, Totals, write_manifest
-from ifcn.pipeline.plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards
 from ifcn.pipeline.resume import check_output, claim_output, fingerprint
 from ifcn.pipeline.shard import ShardResult, ShardTask, build_shard
+from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards
 from ifcn.pipeline.synth import SYNTH_MARKER
 from ifcn.pipeline.voc import check_files, find_voc_root, read_split
+from ifcn.shards.formats import get_format
+from ifcn.shards.manifest import SCHEMA_VERSION, Manifest, Source, Totals, write_manifest
 
 ON_ERROR = ("fail", "skip")
 #: Retries of a task that raised (a worker that died is rescheduled by the scheduler on its own).

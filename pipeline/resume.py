@@ -15,32 +15,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ifcn.pipeline.atomic import TMP_PREFIX, atomic_write_bytes, cleanup_temporaries
-from ifcn.pipeline.formats import FORMATS
-from ifcn.pipeline.manifest import MANIFEST_NAME, ShardEntry, SkippedImage
+from ifcn.io import TMP_PREFIX, atomic_write_bytes, canonical_json, cleanup_temporaries, file_sha256
+from ifcn.shards.formats import FORMATS
+from ifcn.shards.manifest import MANIFEST_NAME, ShardEntry, SkippedImage
 
 JOB_FILE = ".ifcn-job.json"
 SIDECAR_DIR = ".ifcn-sidecars"
 _SHARD_RE = re.compile(r"^\w+-\d{6}(" + "|".join(re.escape(f.suffix) for f in FORMATS.values()) + r")$")
 
 
-def canonical_json(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-
-
 def fingerprint(record: dict[str, Any]) -> str:
     """A short id of a job record; sidecars carry it so that a shard of another job is never kept."""
     return hashlib.sha256(canonical_json(record)).hexdigest()[:16]
-
-
-def file_sha256(path: Path) -> tuple[str, int]:
-    """sha256 (hex) and size in bytes of a file, read in 1 MiB blocks."""
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 class JobMismatchError(ValueError):

@@ -6,8 +6,8 @@ The image's generator comes from (seed, key) only, so a sample does not depend o
 from __future__ import annotations
 
 from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
-from ifcn.pipeline.records import Sample, encode_mask
 from ifcn.pipeline.voc import VocImage
+from ifcn.shards.records import Sample, encode_mask
 
 
 def make_sample(image: VocImage, config: ClickConfig, seed: int) -> Sample:

@@ -15,16 +15,16 @@ from typing import Any
 
 import cv2
 
-from ifcn.pipeline.atomic import atomic_path
+from ifcn.errors import InputError
+from ifcn.io import atomic_path, file_sha256
 from ifcn.pipeline.clicks import ClickConfig
-from ifcn.pipeline.errors import InputError
-from ifcn.pipeline.formats import get_format
-from ifcn.pipeline.manifest import ShardEntry, SkippedImage
-from ifcn.pipeline.plan import ShardSpec, shard_name
-from ifcn.pipeline.records import Sample
-from ifcn.pipeline.resume import ShardRecord, complete_shard, file_sha256, sidecar_path, write_sidecar
+from ifcn.pipeline.resume import ShardRecord, complete_shard, sidecar_path, write_sidecar
 from ifcn.pipeline.sample import make_sample
+from ifcn.pipeline.shard_plan import ShardSpec, shard_name
 from ifcn.pipeline.voc import load_voc_image
+from ifcn.shards.formats import get_format
+from ifcn.shards.manifest import ShardEntry, SkippedImage
+from ifcn.shards.records import Sample
 
 
 @dataclass(frozen=True)

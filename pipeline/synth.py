@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ifcn.pipeline.palette import save_index_png
-from ifcn.pipeline.records import VOID
+from ifcn.palette import save_index_png
+from ifcn.shards.records import VOID
 
 #: Ids look like VOC's (`2008_000123`) but use a year no real VOC image has, so they never collide.
 ID_YEAR = 2031

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ifcn.pipeline.errors import InputError
-from ifcn.pipeline.records import VOID
+from ifcn.errors import InputError
+from ifcn.shards.records import VOID
 
 SPLITS = ("train", "val", "trainval")
 IMAGES, CLASSES, OBJECTS, SETS = "JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"

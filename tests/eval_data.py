@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 
 from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
-from ifcn.pipeline.formats import get_format
-from ifcn.pipeline.manifest import Manifest, ShardEntry, Source, Totals, write_manifest
-from ifcn.pipeline.records import Sample, encode_mask
+from ifcn.shards.formats import get_format
+from ifcn.shards.manifest import SCHEMA_VERSION, Manifest, ShardEntry, Source, Totals, write_manifest
+from ifcn.shards.records import Sample, encode_mask
 from ifcn.trainer.checkpoint import save_checkpoint
 from ifcn.trainer.models import ModelConfig, build_model
 
@@ -61,7 +61,7 @@ def make_val_shards(folder: Path, images_per_shard: int = 2) -> Path:
     totals = Totals(len(samples), sum(e.objects for e in entries), sum(e.pairs for e in entries), {}, ())
     params = {"clicks": CLICKS.to_dict(), "seed": 0, "format": "webdataset", "images_per_shard": images_per_shard}
     source = Source(str(folder), "val", hashlib.sha256(b"test").hexdigest(), len(samples))
-    write_manifest(folder, Manifest(1, "test", "webdataset", params, source, tuple(entries), totals))
+    write_manifest(folder, Manifest(SCHEMA_VERSION, "test", "webdataset", params, source, tuple(entries), totals))
     return folder
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from ifcn.distance import distance_inside, distance_outside, edt
 from ifcn.pipeline.clicks import (
     SKIP_NO_NEGATIVE,
     SKIP_NO_POSITIVE,
@@ -23,7 +24,6 @@ from ifcn.pipeline.clicks import (
     sample_image_clicks,
     spaced_picks,
 )
-from ifcn.pipeline.distance import distance_inside, distance_outside, edt
 
 VOID = 255
 

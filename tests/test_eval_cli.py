@@ -123,14 +123,14 @@ def test_bad_input_gets_a_clear_error(inputs: dict[str, Path], args: tuple[str, 
 
 def test_noc_on_the_pipeline_val_shards_of_both_formats(inputs: dict[str, Path], val_shards: Path,
                                                        train_shards_h5: Path, tmp_path: Path) -> None:
-    from ifcn.pipeline.manifest import resolve_shards
-    from ifcn.trainer.data.shards import read_samples
+    from ifcn.shards.manifest import resolve_shards
+    from ifcn.shards.reader import read_shard
 
     code, output = _run("noc", "--checkpoint", inputs["interactive"], "--shards", val_shards, "--device", "cpu",
                         "--max-clicks", "2", "--out", tmp_path / "wds")
     assert code == 0, output
     summary = json.loads((tmp_path / "wds" / "summary.json").read_text())
-    keys = [s.key for p in resolve_shards(val_shards).paths for s in read_samples(p)]
+    keys = [s.key for p in resolve_shards(val_shards).locations for s in read_shard(p)]
     logged = [json.loads(line)["key"] for line in (tmp_path / "wds" / "objects.jsonl").read_text().splitlines()]
     assert summary["num_objects"] == len(logged) >= len(keys)  # every image holds at least one object
     assert sorted(set(logged)) == sorted(keys) and logged == sorted(logged, key=keys.index)  # reading order

@@ -14,9 +14,10 @@ import pytest
 import webdataset
 
 from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
-from ifcn.pipeline.formats import FORMATS, format_of_path, get_format
-from ifcn.pipeline.formats.hdf5 import read_row
-from ifcn.pipeline.records import FIELDS, ImageClicks, Sample, decode_mask, encode_mask
+from ifcn.shards.formats import FORMATS, get_format
+from ifcn.shards.formats.hdf5 import read_row
+from ifcn.shards.reader import read_shard
+from ifcn.shards.records import FIELDS, ImageClicks, Sample, decode_mask, encode_mask
 
 KEYS = ("2008_000002", "2008_000010", "2009_000001")
 
@@ -55,7 +56,7 @@ def test_round_trip_equals_what_was_sampled(name: str, samples: list[Sample], tm
     fmt = get_format(name)
     path = tmp_path / f"shard{fmt.suffix}"
     assert fmt.write(path, samples) == len(samples)
-    back = list(format_of_path(path).read(path))
+    back = list(read_shard(path))
     assert back == samples
     for original, read in zip(samples, back, strict=True):
         assert read.jpeg == original.jpeg  # the source bytes, untouched
@@ -106,7 +107,8 @@ def test_hdf5_shard_has_random_access_with_plain_h5py(samples: list[Sample], tmp
         assert f["key"][2].decode() == KEYS[2]
         assert f["jpg"][1].tobytes() == samples[1].jpeg
         assert np.array_equal(decode_mask(f["obj_png"][0].tobytes()), samples[0].object_map())
-        assert read_row(f, 2) == samples[2]
+        key, fields = read_row(f, 2)
+        assert Sample.from_fields(key, fields) == samples[2]
 
 
 def test_webdataset_refuses_a_key_with_a_dot(samples: list[Sample], tmp_path: Path) -> None:

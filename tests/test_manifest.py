@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 
 from ifcn.pipeline.clicks import ClickConfig
-from ifcn.pipeline.manifest import (
+from ifcn.pipeline.orchestrate import reference_images
+from ifcn.shards.manifest import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
     Manifest,
@@ -23,7 +24,6 @@ from ifcn.pipeline.manifest import (
     schema,
     write_manifest,
 )
-from ifcn.pipeline.orchestrate import reference_images
 
 
 def _manifest(n_shards: int = 3) -> Manifest:
@@ -92,13 +92,13 @@ def test_resolve_shards_from_folder_manifest_and_patterns(tmp_path: Path) -> Non
     write_manifest(tmp_path, m)
     for s in m.shards:
         (tmp_path / s.path).write_bytes(b"x")
-    expected = tuple(tmp_path / s.path for s in m.shards)
+    expected = tuple(str(tmp_path / s.path) for s in m.shards)
     for spec in (tmp_path, tmp_path / MANIFEST_NAME):
         shard_set = resolve_shards(spec)
-        assert shard_set.paths == expected and shard_set.manifest == m
+        assert shard_set.locations == expected and shard_set.manifest == m
     brace = resolve_shards(f"{tmp_path}/train-{{000000..000002}}.tar")
-    assert brace.paths == expected and brace.manifest is None
-    assert resolve_shards(f"{tmp_path}/train-*.tar").paths == expected
+    assert brace.locations == expected and brace.manifest is None
+    assert resolve_shards(f"{tmp_path}/train-*.tar").locations == expected
     (tmp_path / m.shards[1].path).unlink()
     with pytest.raises(FileNotFoundError, match=r"train-000001\.tar"):
         resolve_shards(tmp_path)

@@ -13,7 +13,7 @@ import torch
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.grabcut import grabcut_refine, seed_mask
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, run_batch, summarize
-from ifcn.trainer.evaluation.objects import EvalObject, image_objects
+from ifcn.trainer.evaluation.objects import EvalObject, eval_objects_of_image
 
 CPU = torch.device("cpu")
 
@@ -64,7 +64,7 @@ def _objects(object_maps: Sequence[np.ndarray], images: Sequence[np.ndarray] | N
     objects: list[EvalObject] = []
     for i, object_map in enumerate(object_maps):
         image = images[i] if images is not None else np.zeros((*object_map.shape, 3), np.uint8)
-        objects += image_objects(f"img{i}", image, object_map, object_map.copy(), min_area, skipped,
+        objects += eval_objects_of_image(f"img{i}", image, object_map, object_map.copy(), min_area, skipped,
                                  start=len(objects))
     return objects, skipped
 

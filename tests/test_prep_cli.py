@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
+from ifcn.io import file_sha256
 from ifcn.pipeline.cli import main
-from ifcn.pipeline.manifest import MANIFEST_NAME, load_manifest
-from ifcn.pipeline.resume import file_sha256
 from ifcn.pipeline.synth import SYNTH_MARKER
 from ifcn.pipeline.voc import read_split
+from ifcn.shards.manifest import MANIFEST_NAME, load_manifest
 
 
 def invoke(*args: str | Path) -> Result:

@@ -16,18 +16,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ifcn.io import file_sha256
 from ifcn.pipeline.clicks import ClickConfig
-from ifcn.pipeline.formats import format_of_path, get_format
-from ifcn.pipeline.inspect import inspect_output, output_size
-from ifcn.pipeline.manifest import MANIFEST_NAME, load_manifest
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
-from ifcn.pipeline.plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards, shard_name
-from ifcn.pipeline.records import Sample
-from ifcn.pipeline.resume import JOB_FILE, SIDECAR_DIR, JobMismatchError, file_sha256, read_sidecar
+from ifcn.pipeline.preview import inspect_output, output_size
+from ifcn.pipeline.resume import JOB_FILE, SIDECAR_DIR, JobMismatchError, read_sidecar
 from ifcn.pipeline.sample import make_sample
+from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards, shard_name
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.pipeline.verify import verify_output
 from ifcn.pipeline.voc import load_voc_image, read_split
+from ifcn.shards.manifest import MANIFEST_NAME, load_manifest
+from ifcn.shards.reader import read_shard
+from ifcn.shards.records import Sample
 
 #: The parameters of conftest's `train_shards` (rerunning them into a copy of that folder is "the same command").
 FIXTURE_JOB = {"split": "train", "clicks": ClickConfig(pairs=3), "images_per_shard": 4, "progress": False}
@@ -47,7 +48,7 @@ def shard_digests(out: Path) -> dict[str, str]:
 
 
 def read_all(out: Path) -> list[Sample]:
-    return [s for e in load_manifest(out).shards for s in get_format(e.format).read(out / e.path)]
+    return [s for e in load_manifest(out).shards for s in read_shard(out / e.path)]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -241,7 +242,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(larger_root: Path, dask_
     finals = _final_shards(out)
     assert 1 <= len(finals) < 48
     for shard in finals:  # whatever stands under a final name is a complete shard
-        samples = list(format_of_path(shard).read(shard))
+        samples = list(read_shard(shard))
         assert len(samples) == 2
         found = read_sidecar(out / SIDECAR_DIR / f"{shard.name}.json")
         if found is not None:

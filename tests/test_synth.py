@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ifcn.pipeline.palette import VOC_PALETTE, voc_colormap
+from ifcn.palette import VOC_PALETTE, voc_colormap
 from ifcn.pipeline.synth import (
     SHAPE_CLASSES,
     SYNTH_MARKER,

@@ -12,21 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from ifcn.pipeline.errors import InputError
-from ifcn.pipeline.formats import get_format
-from ifcn.pipeline.manifest import load_manifest, resolve_shards, write_manifest
-from ifcn.pipeline.records import ImageClicks, Sample
+from ifcn.errors import InputError
+from ifcn.shards.check import ShardInfo, check_shards
+from ifcn.shards.formats import get_format
+from ifcn.shards.manifest import load_manifest, resolve_shards, write_manifest
+from ifcn.shards.reader import read_shard
+from ifcn.shards.records import ImageClicks, Sample
 from ifcn.trainer.data import (
     AugmentConfig,
     Item,
-    ShardInfo,
     TrainStream,
     augment,
-    check_shards,
     collate,
     make_loader,
     plan_epoch,
-    read_samples,
     steps_per_epoch,
 )
 from ifcn.trainer.data.augment import apply_matrix, random_matrix
@@ -131,7 +130,7 @@ def test_collate_pads_clicks_with_validity_masks() -> None:
 
 
 def _shard_infos(counts: list[int]) -> tuple[ShardInfo, ...]:
-    return tuple(ShardInfo(Path(f"s{i}.tar"), c) for i, c in enumerate(counts))
+    return tuple(ShardInfo(f"s{i}.tar", c) for i, c in enumerate(counts))
 
 
 @pytest.mark.parametrize("world, workers", [(2, 2), (3, 1), (2, 3)])
@@ -140,14 +139,14 @@ def test_plan_gives_disjoint_shares_and_equal_steps(world: int, workers: int) ->
     steps = steps_per_epoch(sum(s.items for s in shards), world, 4)
     plans = [plan_epoch(shards, seed=5, epoch=1, world_size=world, rank=r, workers=workers, steps=steps)
              for r in range(world)]
-    read = [p for rank in plans for w in rank for p in w.paths]
-    assert sorted(read) == sorted(s.path for s in shards if s.items)  # disjoint, complete, empty shard skipped
+    read = [p for rank in plans for w in rank for p in w.locations]
+    assert sorted(read) == sorted(s.location for s in shards if s.items)  # disjoint, complete, empty shard skipped
     for rank in plans:
         assert sum(w.batches for w in rank) == steps
         assert all(w.batches == 0 for w in rank if not w.shards)
     again = plan_epoch(shards, seed=5, epoch=1, world_size=world, rank=0, workers=workers, steps=steps)
     other = plan_epoch(shards, seed=5, epoch=2, world_size=world, rank=0, workers=workers, steps=steps)
-    assert again == plans[0] and [w.paths for w in other] != [w.paths for w in plans[0]]
+    assert again == plans[0] and [w.locations for w in other] != [w.locations for w in plans[0]]
 
 
 def _batches(shards: Path, world_size: int = 1, **kw) -> list[dict[str, torch.Tensor]]:
@@ -204,10 +203,10 @@ def test_shards_without_click_pairs_are_refused_for_the_interactive_task(train_s
     src = resolve_shards(train_shards)
     fmt = get_format("webdataset")
     entries = []
-    for path, entry in zip(src.paths, src.manifest.shards, strict=True):
-        out = tmp_path / path.name
+    for location, entry in zip(src.locations, src.manifest.shards, strict=True):
+        out = tmp_path / Path(location).name
         fmt.write(out, [replace(s, clicks=ImageClicks(s.key, s.clicks.height, s.clicks.width, ()))
-                        for s in read_samples(path)])
+                        for s in read_shard(location)])
         entries.append(replace(entry, objects=0, pairs=0, bytes=out.stat().st_size,
                                sha256=hashlib.sha256(out.read_bytes()).hexdigest()))
     m = src.manifest
@@ -218,6 +217,6 @@ def test_shards_without_click_pairs_are_refused_for_the_interactive_task(train_s
 
 
 def test_first_sample_of_each_shard_decodes(train_shards: Path) -> None:
-    for path in resolve_shards(train_shards).paths:
-        sample = next(read_samples(path))
+    for location in resolve_shards(train_shards).locations:
+        sample = next(read_shard(location))
         assert isinstance(sample, Sample) and sample.image().shape[:2] == sample.object_map().shape

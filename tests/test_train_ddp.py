@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ifcn.pipeline.manifest import load_manifest
+from ifcn.shards.manifest import load_manifest
 from ifcn.trainer.checkpoint import load_checkpoint
-from ifcn.trainer.data.plan import steps_per_epoch
+from ifcn.trainer.data.epoch_plan import steps_per_epoch
 from ifcn.trainer.run_files import read_metrics
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ifcn.pipeline.manifest import resolve_shards
+from ifcn.shards.manifest import resolve_shards
 from ifcn.trainer.checkpoint import load_checkpoint, load_model
 from ifcn.trainer.losses import interactive_loss, semantic_loss
 from ifcn.trainer.metrics import ConfusionMatrix, foreground_iou

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ifcn.pipeline.errors import InputError
-from ifcn.pipeline.palette import save_index_png
-from ifcn.pipeline.records import encode_mask
+from ifcn.errors import InputError
+from ifcn.palette import save_index_png
 from ifcn.pipeline.voc import VOC_TAR, check_files, find_voc_root, image_paths, load_voc_image, read_split
+from ifcn.shards.records import encode_mask
 
 
 def first_key(root: Path) -> str:
@@ -21,7 +21,7 @@ def first_key(root: Path) -> str:
 
 
 def assert_names_file_and_fix(error: InputError, path: Path, kind: str) -> None:
-    assert error.path == path
+    assert error.path == str(path)
     assert error.kind == kind
     message = str(error)
     assert message.startswith(f"{path}: ")

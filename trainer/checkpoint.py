@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ifcn.pipeline.atomic import atomic_write_bytes
+from ifcn.io import atomic_write_bytes
 from ifcn.trainer.models.config import ModelConfig
 
 

@@ -14,11 +14,10 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class DistContext:
-    """Where this process sits: global rank, world size, rank on its node, and its device."""
+    """Where this process sits: global rank, world size and its device (on CUDA, the GPU of its rank on the node)."""
 
     rank: int
     world_size: int
-    local_rank: int
     device: torch.device
 
     @property
@@ -56,7 +55,7 @@ def init_distributed(device_choice: str) -> DistContext:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
                                 **({"device_id": device} if device.type == "cuda" else {}))
-    return DistContext(rank, world, local_rank, device)
+    return DistContext(rank, world, device)
 
 
 def shutdown() -> None:

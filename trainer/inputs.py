@@ -1,9 +1,12 @@
 """The network input contract (spec §3), built on the device: normalised RGB, then the two click distance channels.
 
-The trainer and the evaluator both call `network_input`, so training and evaluation see the same tensor.
+Training, validation and inference all turn a batch into the network input with `batch_input`, so every path sees
+the same tensor.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 
@@ -34,3 +37,15 @@ def network_input(images: torch.Tensor, pos: torch.Tensor | None = None, pos_val
         raise ValueError("interactive input needs positive and negative clicks with their validity masks")
     h, w = images.shape[-2:]
     return torch.cat([rgb, interaction_channels(pos, pos_valid, neg, neg_valid, h, w)], dim=1)
+
+
+def batch_input(batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """The network input of a batch in the loader's layout, built on `device`.
+
+    `batch["image"]` is (B, H, W, 3) uint8 RGB; interactive batches add `pos`/`neg` (B, K, 2) (y, x) click coordinates
+    with (B, K) `pos_valid`/`neg_valid` masks. Only the uint8 pixels and the coordinates cross to the device.
+    """
+    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "target"}
+    x = network_input(moved["image"].permute(0, 3, 1, 2), moved.get("pos"), moved.get("pos_valid"), moved.get("neg"),
+                      moved.get("neg_valid"))
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

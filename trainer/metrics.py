@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ifcn.shards.records import VOID
 from ifcn.trainer.distributed import all_reduce_sum
 
 
@@ -30,7 +31,7 @@ class ConfusionMatrix:
     needs no host round trip per batch.
     """
 
-    def __init__(self, num_classes: int, device: torch.device | str, ignore_index: int = 255):
+    def __init__(self, num_classes: int, device: torch.device | str, ignore_index: int = VOID):
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
         self.num_classes = num_classes

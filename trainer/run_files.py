@@ -10,8 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ifcn.pipeline.atomic import atomic_write_bytes
-from ifcn.trainer.evaluation.plotting import save_png
+from ifcn.io import atomic_write_bytes
+from ifcn.plotting import new_grid, save_png
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
@@ -44,10 +44,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 class RunFiles:
     """Writer of the run folder's non-checkpoint files; every method is a no-op when `enabled` is False (rank > 0)."""
 
-    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, enabled: bool):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
-        self._tb = _summary_writer(self.run_dir / "tb") if enabled and tensorboard else None
+        self._tb = _summary_writer(self.run_dir / "tb") if enabled else None
 
     def write_config(self, config: dict[str, Any]) -> None:
         if self.enabled:
@@ -75,13 +75,8 @@ class RunFiles:
         """Draw `curves.png`: mean training loss per epoch and, when validated, `metric` per epoch."""
         if not self.enabled:
             return None
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         epochs = [r for r in read_metrics(self.run_dir) if r.get("kind") == "epoch"]
-        fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(10 if metric else 5, 3.5), dpi=100, squeeze=False)
+        fig, axes = new_grid(10 if metric else 5, 3.5, 1, 2 if metric else 1)
         axes[0, 0].plot([r["epoch"] for r in epochs], [r["train_loss"] for r in epochs], marker="o")
         axes[0, 0].set(xlabel="epoch", ylabel="training loss", title="loss")
         if metric:

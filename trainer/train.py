@@ -18,12 +18,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ifcn.pipeline.atomic import cleanup_temporaries
-from ifcn.pipeline.manifest import ShardSet, resolve_shards
+from ifcn.io import cleanup_temporaries
+from ifcn.shards.check import TASKS, check_shards
+from ifcn.shards.manifest import ShardSet, resolve_shards
 from ifcn.trainer.checkpoint import load_checkpoint, save_checkpoint
 from ifcn.trainer.data.augment import AugmentConfig
-from ifcn.trainer.data.plan import steps_per_epoch
-from ifcn.trainer.data.shards import TASKS, check_shards
+from ifcn.trainer.data.epoch_plan import steps_per_epoch
 from ifcn.trainer.data.stream import TrainStream, make_loader
 from ifcn.trainer.distributed import (
     DistContext,
@@ -34,7 +34,7 @@ from ifcn.trainer.distributed import (
     init_distributed,
     shutdown,
 )
-from ifcn.trainer.inputs import network_input
+from ifcn.trainer.inputs import batch_input
 from ifcn.trainer.losses import LOSSES
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.precision import autocast, check_precision
@@ -311,13 +311,10 @@ def training_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler
     """One optimisation step on a collated batch (also what `bench/bench_train.py` times): move the uint8 crops and
     click coordinates to the device, build the network input there, forward under autocast, loss, backward, step.
     Returns the loss as a device tensor (no host sync)."""
-    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    x = network_input(batch["image"].permute(0, 3, 1, 2), batch.get("pos"), batch.get("pos_valid"),
-                      batch.get("neg"), batch.get("neg_valid"))
-    x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    x = batch_input(batch, device, channels_last)
     with autocast(device, precision):
         logits = net(x)
-    loss = LOSSES[task](logits, batch["target"])
+    loss = LOSSES[task](logits, batch["target"].to(device, non_blocking=True))
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if clip_grad:

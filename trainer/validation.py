@@ -15,13 +15,14 @@ from itertools import islice
 import numpy as np
 import torch
 
-from ifcn.pipeline.manifest import ShardSet
+from ifcn.shards.manifest import ShardSet
+from ifcn.shards.reader import read_shard
+from ifcn.shards.records import VOID
 from ifcn.trainer.data.augment import CropItem
-from ifcn.trainer.data.items import VOID, Item, expand_sample
-from ifcn.trainer.data.shards import read_samples
+from ifcn.trainer.data.items import Item, expand_sample
 from ifcn.trainer.data.stream import collate
 from ifcn.trainer.distributed import all_reduce_sum, rank_and_world
-from ifcn.trainer.inputs import network_input
+from ifcn.trainer.inputs import batch_input
 from ifcn.trainer.metrics import ConfusionMatrix, foreground_iou
 from ifcn.trainer.precision import autocast
 
@@ -29,7 +30,7 @@ from ifcn.trainer.precision import autocast
 def eval_items(shards: ShardSet, task: str, limit: int | None = None) -> Iterator[Item]:
     """Full-resolution items of this rank's samples (every `world`-th of the first `limit` samples)."""
     rank, world = rank_and_world()
-    samples = (s for p in shards.paths for s in read_samples(p))
+    samples = (s for location in shards.locations for s in read_shard(location))
     for i, sample in enumerate(islice(samples, limit)):
         if i % world == rank:
             yield from expand_sample(sample, task)
@@ -50,12 +51,10 @@ def _forward(model: torch.nn.Module, items: list[Item], task: str, device: torch
              precision: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and uint8 targets (255 ignored) of a same-size batch of full-resolution items."""
     batch = collate([CropItem(i.image, i.target(), i.pos, i.neg) for i in items], task)
-    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    x = network_input(batch["image"].permute(0, 3, 1, 2), batch.get("pos"), batch.get("pos_valid"),
-                      batch.get("neg"), batch.get("neg_valid"))
+    x = batch_input(batch, device)
     with autocast(device, precision):
         logits = model(x)
-    return logits.float(), batch["target"]
+    return logits.float(), batch["target"].to(device, non_blocking=True)
 
 
 class _EvalMode:

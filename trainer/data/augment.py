@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ifcn.trainer.data.items import VOID, Item, item_target
+from ifcn.shards.records import VOID
+from ifcn.trainer.data.items import Item, item_target
 from ifcn.trainer.inputs import IMAGENET_MEAN
 
 #: Padding colour: the ImageNet mean, which normalises to ~0 (padding is ignored by the loss anyway).

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ifcn.pipeline.records import VOID, Sample
+from ifcn.shards.records import VOID, Sample
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,8 +18,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ifcn.trainer.data.augment import AugmentConfig, CropItem, augment
 from ifcn.trainer.data.items import Item, expand_sample
-from ifcn.trainer.data.plan import WorkerPlan, plan_epoch
-from ifcn.trainer.data.shards import ShardInfo, read_samples
+from ifcn.trainer.data.epoch_plan import WorkerPlan, plan_epoch
+from ifcn.shards.check import ShardInfo
+from ifcn.shards.reader import read_shard
 
 #: Click lists are padded to a multiple of this, so that batch shapes (and compiled graphs) vary little.
 CLICK_PAD = 8
@@ -45,10 +46,10 @@ def plan_items(plan: WorkerPlan, task: str, rng: np.random.Generator) -> Iterato
     """The worker's items, its shards in plan order; after one pass, further passes in freshly shuffled shard order
     (only needed when the worker's quota exceeds its items). Ends once the items are exhausted for good."""
     for n in count():
-        shards = plan.paths if n == 0 else tuple(plan.paths[i] for i in rng.permutation(len(plan.paths)))
+        shards = plan.locations if n == 0 else tuple(plan.locations[i] for i in rng.permutation(len(plan.locations)))
         produced = 0
-        for path in shards:
-            for sample in read_samples(path):
+        for location in shards:
+            for sample in read_shard(location):
                 for item in expand_sample(sample, task):
                     produced += 1
                     yield item

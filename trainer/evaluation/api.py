@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ifcn.pipeline.manifest import ShardSet, resolve_shards
+from ifcn.shards.manifest import ShardSet, resolve_shards
 from ifcn.trainer.checkpoint import load_model
 from ifcn.trainer.distributed import resolve_device
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
@@ -32,17 +32,13 @@ _TASK_OF = {"noc": "interactive", "iou": "interactive", "miou": "semantic"}
 _OTHER = {"interactive": "`ifcn-eval noc` or `ifcn-eval iou`", "semantic": "`ifcn-eval miou`"}
 
 
-class TaskMismatch(ValueError):
-    """The checkpoint was trained for the other task."""
-
-
 def load_for(command: str, checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, ModelConfig,
                                                                              dict[str, Any]]:
     """Load a checkpoint's model for `command`, refusing one trained for the other task."""
     model, config, state = load_model(Path(checkpoint), device)
     want, got = _TASK_OF[command], state.get("task")
     if got != want:
-        raise TaskMismatch(f"{checkpoint}: a checkpoint of task {got!r}, but `ifcn-eval {command}` needs task "
+        raise ValueError(f"{checkpoint}: a checkpoint of task {got!r}, but `ifcn-eval {command}` needs task "
                            f"{want!r}; evaluate it with {_OTHER.get(got, 'the command for its task')}, or pass "
                            "another --checkpoint")
     return model, config, state
@@ -52,7 +48,7 @@ def _provenance(checkpoint: Path, config: ModelConfig, state: dict[str, Any], sh
     return {"checkpoint": str(checkpoint), "task": state.get("task"), "model_config": config.to_dict(),
             "checkpoint_manifest_id": state.get("manifest_id"),
             "manifest_id": shards.manifest.id if shards.manifest else None,
-            "shards": [str(p) for p in shards.paths]}
+            "shards": list(shards.locations)}
 
 
 def run_noc(checkpoint: Path, shards: str | Path, settings: NocSettings, *, device: str = "auto",
@@ -72,7 +68,7 @@ def run_noc(checkpoint: Path, shards: str | Path, settings: NocSettings, *, devi
     model, config, state = load_for("noc", checkpoint, dev)
     predictor = ModelPredictor(model, dev, precision, batch_invariant)
     skipped: Counter = Counter()
-    objects = iter_objects(shard_set.paths, settings.min_area, limit, skipped)
+    objects = iter_objects(shard_set.locations, settings.min_area, limit, skipped)
     start = time.perf_counter()
     logs = list(tqdm(evaluate_objects(objects, predictor, settings, batch_size, workers), desc="objects",
                      unit="obj", total=limit, disable=not progress, leave=False))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ifcn.pipeline.distance import distance_inside, exact_squared
+from ifcn.distance import distance_inside, exact_squared
 
 
 @dataclass(frozen=True)

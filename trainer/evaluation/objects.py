@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ifcn.trainer.data.items import VOID
-from ifcn.trainer.data.shards import read_samples
+from ifcn.shards.reader import read_shard
+from ifcn.shards.records import VOID
 
-SKIP_SMALL = "below_min_area"
+SKIP_BELOW_MIN_AREA = "below_min_area"
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +38,7 @@ class EvalObject:
         return self.gt.shape
 
 
-def image_objects(key: str, image: np.ndarray, object_map: np.ndarray, class_map: np.ndarray, min_area: int,
+def eval_objects_of_image(key: str, image: np.ndarray, object_map: np.ndarray, class_map: np.ndarray, min_area: int,
                   skipped: Counter, start: int = 0) -> list[EvalObject]:
     """The objects of one image in increasing id order, numbered from `start`; small ones counted in `skipped`."""
     if image.shape[:2] != object_map.shape:
@@ -51,22 +50,22 @@ def image_objects(key: str, image: np.ndarray, object_map: np.ndarray, class_map
         gt = object_map == object_id
         area = int(np.count_nonzero(gt))
         if area < min_area:
-            skipped[SKIP_SMALL] += 1
+            skipped[SKIP_BELOW_MIN_AREA] += 1
             continue
         cls = int(np.bincount(class_map[gt]).argmax())
         objects.append(EvalObject(start + len(objects), key, object_id, cls, area, image, gt, ignore))
     return objects
 
 
-def iter_objects(paths: Iterable[Path], min_area: int = 0, limit: int | None = None,
+def iter_objects(locations: Iterable[str], min_area: int = 0, limit: int | None = None,
                  skipped: Counter | None = None) -> Iterator[EvalObject]:
     """Every object of the shards (at most `limit`), numbered in reading order; skips are counted in `skipped`."""
     skipped = Counter() if skipped is None else skipped
     count = 0
-    samples = (sample for path in paths for sample in read_samples(Path(path)))
+    samples = (sample for location in locations for sample in read_shard(location))
     for sample in samples:
-        found = image_objects(sample.key, sample.image(), sample.object_map(), sample.class_map(), min_area, skipped,
-                              start=count)
+        found = eval_objects_of_image(sample.key, sample.image(), sample.object_map(), sample.class_map(), min_area,
+                                      skipped, start=count)
         for obj in found:
             if limit is not None and count >= limit:
                 return

@@ -1,7 +1,7 @@
 """Predictors: a batch of (image, clicks) in, foreground probabilities out.
 
 The NoC engine only needs the `Predictor` protocol, so tests can drive it with rule-based predictors and the CLI
-with a network (`ModelPredictor`), which builds its input with `ifcn.trainer.inputs.network_input` exactly as the
+with a network (`ModelPredictor`), which builds its input with `ifcn.trainer.inputs.batch_input` exactly as the
 trainer does.
 """
 
@@ -14,7 +14,7 @@ from typing import Protocol
 import torch
 
 from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.inputs import network_input
+from ifcn.trainer.inputs import batch_input
 from ifcn.trainer.precision import autocast, check_precision
 
 
@@ -82,5 +82,7 @@ class ModelPredictor:
         neg, neg_valid = click_tensors(clicks, False, self.device)
         kernels = batch_invariant_kernels(self.device) if self.batch_invariant else contextlib.nullcontext()
         with torch.inference_mode(), kernels, autocast(self.device, self.precision):
-            logits = self.model(network_input(images, pos, pos_valid, neg, neg_valid))
+            batch = {"image": images.permute(0, 2, 3, 1), "pos": pos, "pos_valid": pos_valid, "neg": neg,
+                     "neg_valid": neg_valid}
+            logits = self.model(batch_input(batch, self.device))
         return torch.sigmoid(logits[:, 0].float())

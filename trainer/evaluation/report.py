@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ifcn.pipeline.atomic import atomic_write_bytes
+from ifcn.io import atomic_write_bytes
+from ifcn.plotting import new_figure, save_png
 from ifcn.trainer.evaluation.noc import NocSummary, ObjectLog
-from ifcn.trainer.evaluation.plotting import new_figure, save_png
 
 SUMMARY_NAME = "summary.json"
 OBJECTS_NAME = "objects.jsonl"

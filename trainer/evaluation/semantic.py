@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ifcn.pipeline.atomic import atomic_write_bytes
-from ifcn.trainer.evaluation.plotting import new_figure, save_png
+from ifcn.io import atomic_write_bytes
+from ifcn.plotting import new_figure, save_png
 from ifcn.trainer.metrics import SemanticScores
 
 #: PASCAL VOC class names by class index (0 = background).

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torchvision.models import WeightsEnum, get_model_weights
 
-from ifcn.pipeline.atomic import atomic_path
+from ifcn.io import atomic_path
 
 log = logging.getLogger(__name__)
 

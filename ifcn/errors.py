@@ -11,14 +11,14 @@ from pathlib import Path
 
 
 class InputError(ValueError):
-    """A problem with the user's input files. Message: "PATH: REASON. Fix: FIX".
+    """A problem with the user's input files (or shards, local or remote). Message: "PATH: REASON. Fix: FIX".
 
     `kind` is a short stable code (for example `corrupt_jpeg`) so that skipped images can be counted by cause;
     `key` is the image id the problem belongs to, when there is one.
     """
 
     def __init__(self, path: Path | str, reason: str, fix: str, *, kind: str = "bad_input", key: str | None = None):
-        self.path = Path(path)
+        self.path = str(path)  # a string, not a Path: a URL (`https://host/x.tar`) must not lose a slash
         self.reason = reason
         self.fix = fix
         self.kind = kind
@@ -26,7 +26,7 @@ class InputError(ValueError):
         super().__init__(f"{self.path}: {reason}. Fix: {fix}")
 
     def __reduce__(self):  # keep all attributes when the error crosses a process boundary (Dask workers)
-        return (_rebuild, (str(self.path), self.reason, self.fix, self.kind, self.key))
+        return (_rebuild, (self.path, self.reason, self.fix, self.kind, self.key))
 
 
 def _rebuild(path: str, reason: str, fix: str, kind: str, key: str | None) -> InputError:

@@ -2,10 +2,13 @@
 
 This is the contract between `ifcn-prep` (writer), `ifcn-train` and `ifcn-eval` (readers). Every shard format
 stores exactly these fields; `Sample.to_fields` / `Sample.from_fields` are the only place where they are named.
+Each sample carries a sha256 digest of its other fields, checked whenever it is read, so flipped bytes are caught
+before anything is trained on, whichever part of a shard (or which slice of it) a reader reads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +21,10 @@ FIELD_JPEG = "jpg"
 FIELD_CLASS = "cls.png"
 FIELD_OBJECT = "obj.png"
 FIELD_CLICKS = "clicks.json"
-FIELDS = (FIELD_JPEG, FIELD_CLASS, FIELD_OBJECT, FIELD_CLICKS)
+FIELD_DIGEST = "sha256"
+#: The payload fields, in the order the digest covers them.
+PAYLOAD_FIELDS = (FIELD_JPEG, FIELD_CLASS, FIELD_OBJECT, FIELD_CLICKS)
+FIELDS = (*PAYLOAD_FIELDS, FIELD_DIGEST)
 
 Point = tuple[int, int]  # (y, x) in pixels of the original image
 #: Index of void pixels (object boundaries, ambiguous regions) in class and object maps: ignored, never a label.
@@ -97,10 +103,19 @@ class ImageClicks:
 
     @classmethod
     def from_json_bytes(cls, data: bytes | str) -> ImageClicks:
+        """Parse and check: every click must lie inside the image (a reader must never index outside it)."""
         d = json.loads(data)
-        return cls(str(d["key"]), int(d["height"]), int(d["width"]),
-                   tuple(ObjectClicks.from_json(o) for o in d["objects"]),
-                   tuple(SkippedObject.from_json(s) for s in d.get("skipped", ())))
+        clicks = cls(str(d["key"]), int(d["height"]), int(d["width"]),
+                     tuple(ObjectClicks.from_json(o) for o in d["objects"]),
+                     tuple(SkippedObject.from_json(s) for s in d.get("skipped", ())))
+        for obj in clicks.objects:
+            for pair in obj.pairs:
+                outside = [p for p in (*pair.pos, *pair.neg)
+                           if not (0 <= p[0] < clicks.height and 0 <= p[1] < clicks.width)]
+                if outside:
+                    raise ValueError(f"object {obj.id} has click (y, x) = {outside[0]} outside the "
+                                     f"{clicks.height}×{clicks.width} image")
+        return clicks
 
 
 @dataclass(frozen=True)
@@ -114,14 +129,21 @@ class Sample:
     clicks: ImageClicks
 
     def to_fields(self) -> dict[str, bytes]:
-        return {FIELD_JPEG: self.jpeg, FIELD_CLASS: self.class_png, FIELD_OBJECT: self.object_png,
-                FIELD_CLICKS: self.clicks.to_json_bytes()}
+        """Every field as stored, the digest of the payload fields included."""
+        payload = {FIELD_JPEG: self.jpeg, FIELD_CLASS: self.class_png, FIELD_OBJECT: self.object_png,
+                   FIELD_CLICKS: self.clicks.to_json_bytes()}
+        return {**payload, FIELD_DIGEST: payload_digest(payload).encode()}
 
     @classmethod
-    def from_fields(cls, key: str, fields: dict[str, bytes]) -> Sample:
+    def from_fields(cls, key: str, fields: dict[str, bytes], *, check_digest: bool = True) -> Sample:
+        """The sample stored as `fields`; ValueError when a field is missing, the digest differs (corrupt bytes)
+        or the clicks do not fit the image. `check_digest=False` skips the digest (for data verified already)."""
         missing = [f for f in FIELDS if f not in fields]
         if missing:
-            raise KeyError(f"sample {key!r} lacks field(s) {missing}; was the shard written by `ifcn-prep sample`?")
+            raise ValueError(f"sample {key!r} lacks field(s) {missing}; shards must be written by this version of "
+                             "`ifcn-prep sample` (older ones have no per-sample checksum): rerun it")
+        if check_digest and fields[FIELD_DIGEST].decode(errors="replace") != payload_digest(fields):
+            raise ValueError(f"sample {key!r} is corrupt: its bytes do not match the sha256 stored with it")
         return cls(key, fields[FIELD_JPEG], fields[FIELD_CLASS], fields[FIELD_OBJECT],
                    ImageClicks.from_json_bytes(fields[FIELD_CLICKS]))
 
@@ -133,6 +155,16 @@ class Sample:
 
     def image(self) -> np.ndarray:
         return decode_jpeg(self.jpeg)
+
+
+def payload_digest(fields: dict[str, bytes]) -> str:
+    """sha256 (hex) over the payload fields, each as its name, its length and its bytes (unambiguous framing)."""
+    digest = hashlib.sha256()
+    for name in PAYLOAD_FIELDS:
+        data = fields[name]
+        digest.update(f"{name}:{len(data)}:".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def encode_mask(mask: np.ndarray) -> bytes:

@@ -1,6 +1,6 @@
 """`ifcn-prep inspect`: draw one shard sample to a PNG, so that a user can see what the sampler made of an object.
 
-Drawn with matplotlib's object API on an Agg canvas (no pyplot, no global backend switch), so it works on servers.
+Drawn with the shared plotting helpers (matplotlib's object API on an Agg canvas), so it works on servers.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ifcn.pipeline.formats import format_of_path
-from ifcn.pipeline.manifest import resolve_shards
-from ifcn.pipeline.records import ObjectClicks, Sample
+from ifcn.plotting import DPI, blank_figure, save_png
+from ifcn.shards.manifest import resolve_shards
+from ifcn.shards.reader import read_shard
+from ifcn.shards.records import ObjectClicks, Sample
 
 STRATEGY_NAMES = {1: "background band", 2: "other objects", 3: "boundary cover"}
 #: Output width at least this many pixels (small images are scaled up so that the title fits), plus a title band.
 MIN_WIDTH_PX = 640
 TITLE_PX = 48
-_DPI = 100
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class View:
 def find_sample(shards: str | Path, key: str | None = None) -> Sample:
     """The sample `key` of a shard set (folder, manifest or pattern); without a key, the first sample of all."""
     shard_set = resolve_shards(shards)
-    for path in shard_set.paths:
-        for sample in format_of_path(path).read(path):
+    for location in shard_set.locations:
+        for sample in read_shard(location):
             if key is None or sample.key == key:
                 return sample
     if key is None:
@@ -63,17 +63,13 @@ def output_size(height: int, width: int) -> tuple[int, int]:
 
 def draw_sample(sample: Sample, png: Path, object_id: int | None = None, pair: int = 0) -> View:
     """Draw the image, the object's outline (yellow), positive clicks (green) and negative clicks (red) of `pair`."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     image = sample.image()
     height, width = image.shape[:2]
     obj = _choose(sample, object_id)
     if obj is not None and not 0 <= pair < len(obj.pairs):
         raise ValueError(f"{sample.key}: object {obj.id} has pairs 0..{len(obj.pairs) - 1}, not {pair}")
     out_w, out_h = output_size(height, width)
-    fig = Figure(figsize=(out_w / _DPI, out_h / _DPI), dpi=_DPI)
-    FigureCanvasAgg(fig)
+    fig = blank_figure(out_w / DPI, out_h / DPI)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0 - TITLE_PX / out_h))
     ax.imshow(image, interpolation="nearest", aspect="auto")
     ax.set_xlim(-0.5, width - 0.5)
@@ -96,7 +92,7 @@ def draw_sample(sample: Sample, png: Path, object_id: int | None = None, pair: i
     fig.text(0.5, 1.0 - TITLE_PX / 2 / out_h, view.title, ha="center", va="center", fontsize=10)
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=_DPI, format="png")
+    save_png(fig, png, tight=False)
     return view
 
 

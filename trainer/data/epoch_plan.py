@@ -15,11 +15,10 @@ no communication, and a resumed run replays exactly the epochs it has not done.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ifcn.trainer.data.shards import ShardInfo
+from ifcn.shards.check import ShardInfo
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,8 @@ class WorkerPlan:
     batches: int
 
     @property
-    def paths(self) -> tuple[Path, ...]:
-        return tuple(s.path for s in self.shards)
+    def locations(self) -> tuple[str, ...]:
+        return tuple(s.location for s in self.shards)
 
 
 def steps_per_epoch(total_items: int, world_size: int, batch_size: int) -> int:

@@ -1,4 +1,7 @@
-"""HDF5 shards: one `.h5` file per shard, one variable-length row per sample, random access by index."""
+"""HDF5 shards: one `.h5` file per shard, one variable-length row per sample, random access by index.
+
+HDF5 needs random access to the file, so these shards are read from local (or mounted) paths only.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ifcn.pipeline.records import FIELDS, Sample
+from ifcn.shards.formats import RawSample
+from ifcn.shards.records import FIELDS, Sample
 
 _BYTES = h5py.vlen_dtype(np.dtype("uint8"))
 
@@ -23,6 +27,7 @@ class HDF5Format:
 
     name = "hdf5"
     suffix = ".h5"
+    remote = False
 
     def write(self, path: Path, samples: Iterable[Sample]) -> int:
         rows = [(s.key, s.to_fields()) for s in samples]  # encode each sample's clicks JSON once
@@ -37,14 +42,14 @@ class HDF5Format:
                     ds[i] = np.frombuffer(fields[field], np.uint8)
         return len(rows)
 
-    def read(self, path: Path) -> Iterator[Sample]:
-        with h5py.File(path, "r") as f:
+    def read(self, location: str) -> Iterator[RawSample]:
+        with h5py.File(location, "r") as f:
             for i in range(f["key"].shape[0]):
                 yield read_row(f, i)
 
 
-def read_row(f: h5py.File, index: int) -> Sample:
-    """Sample `index` of an open shard file: the random-access path the trainer and evaluator use."""
+def read_row(f: h5py.File, index: int) -> RawSample:
+    """Raw sample `index` of an open shard file (random access)."""
     key = f["key"][index]
     key = key.decode() if isinstance(key, bytes) else str(key)
-    return Sample.from_fields(key, {field: f[dataset_name(field)][index].tobytes() for field in FIELDS})
+    return key, {field: f[dataset_name(field)][index].tobytes() for field in FIELDS}
