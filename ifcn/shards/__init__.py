@@ -1,0 +1,2 @@
+"""The shard contract shared by `ifcn-prep` (writer), `ifcn-train` and `ifcn-eval` (readers): the sample record,
+the shard formats, the manifest, the one reader and the checks of a shard set. It imports neither tool."""
