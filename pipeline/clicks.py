@@ -8,7 +8,8 @@ pixel outside M to M. Every pair holds positive clicks and the negative clicks o
 - strategy 1: spaced picks among background pixels (not void, not on any object) with `d_margin < dist_out < d`;
 - strategy 2: for every other object, spaced picks inside it with its own `dist_in > d_margin`;
 - strategy 3: among non-void pixels with `0 < dist_out < d` (other objects allowed), one uniform pick, then greedy
-  farthest-point picks, each maximising min(distance to M, distance to the clicks chosen so far).
+  farthest-point picks, each maximising min(distance to M, distance to the clicks chosen so far), ties at the
+  maximum broken uniformly at random.
 
 "Spaced picks": one at a time, each uniform among the candidates farther than `d_step` from the clicks of that kind
 already placed, stopping early when none is left. Decisions the spec leaves open:
@@ -208,7 +209,9 @@ def farthest_picks(candidates: np.ndarray, base_sq: np.ndarray, n: int, rng: np.
     """Up to `n` clicks: the first uniform, then greedy farthest-point picks, each maximising the smaller of its
     squared distance `base_sq` (to the object) and its squared distance to the clicks chosen so far.
 
-    Ties go to the first candidate in row-major order. Stops early when every candidate has been picked.
+    Ties at the maximum are broken uniformly at random with `rng` (spec §2): the band caps the distance, so many
+    pixels tie, and "first in row order" would repeat most clicks across an object's pairs. Stops early when every
+    candidate has been picked.
     """
     cand, ys = _rows(candidates)
     if n < 1 or len(cand) == 0:
@@ -222,12 +225,18 @@ def farthest_picks(candidates: np.ndarray, base_sq: np.ndarray, n: int, rng: np.
     while len(picks) < n:
         lo, hi, dist_sq = _near(cand, ys, cand[i], bound)
         np.minimum(min_sq[lo:hi], dist_sq, out=min_sq[lo:hi])
-        i = int(min_sq.argmax())
-        bound = int(min_sq[i])
+        bound = int(min_sq.max())
         if bound <= 0:
             break
+        i = _random_tie(min_sq, bound, rng)
         picks.append(i)
     return cand[picks]
+
+
+def _random_tie(values: np.ndarray, maximum: int, rng: np.random.Generator) -> int:
+    """A uniform index among those where `values` equals `maximum` (no draw when only one does)."""
+    ties = np.flatnonzero(values == maximum)
+    return int(ties[rng.integers(len(ties))]) if len(ties) > 1 else int(ties[0])
 
 
 # --- candidates -------------------------------------------------------------------------------------------------
