@@ -27,7 +27,7 @@ from ifcn.pipeline.orchestrate import SampleJob, SampleResult, run_sample
 from ifcn.pipeline.resume import fingerprint
 from ifcn.pipeline.shard import ShardTask, build_shard
 from ifcn.pipeline.shard_plan import plan_shards
-from ifcn.pipeline.voc import image_paths, read_split
+from ifcn.pipeline.sources.voc import image_paths, read_split
 
 BENCH_OUT = Path(__file__).resolve().parent / "out"
 
