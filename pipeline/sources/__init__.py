@@ -157,3 +157,19 @@ def get_source(name: str) -> DatasetSource:
         return SOURCES[name]
     except KeyError:
         raise ValueError(f"--source must be one of {', '.join(SOURCES)} (got {name!r})") from None
+
+
+def make_synth_layouts(out: Path, config: SynthConfig, layouts: tuple[str, ...] | None = None) -> dict[str, SourceSpec]:
+    """Write a synthetic dataset in every layout (or those named) under `out` and return, per source, where its val
+    split is (GrabCut, Berkeley, DAVIS: `all`): ready for `SampleJob(source=..., root=..., split=..., coco_json=...)`
+    or `ifcn-prep sample --source NAME --root ROOT --split SPLIT`. Small configs take well under a second each."""
+    from ifcn.pipeline.synth import make_synth_dataset
+
+    specs = {}
+    for name in layouts or tuple(SOURCES):
+        root = make_synth_dataset(out, config, layout=name)
+        if name == "coco":
+            specs[name] = SourceSpec(name, root / "val2017", "val2017", root / "annotations/instances_val2017.json")
+        else:
+            specs[name] = SourceSpec(name, root, "val" if name in ("voc", "sbd") else "all")
+    return specs

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,9 @@ def decode_segmentation(ann: CocoAnnotation, height: int, width: int, path: Path
                 rle = {"size": [height, width], "counts": str(seg["counts"]).encode()}
         else:
             raise ValueError(f"a segmentation must be polygons or an RLE of size [{height}, {width}]")
-        return coco_mask.decode(rle).astype(bool)
+        with warnings.catch_warnings():  # pycocotools' Cython arrays predate NumPy 2's `copy` keyword: harmless
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return coco_mask.decode(rle).astype(bool)
     except Exception as error:  # pycocotools raises several types on malformed input
         raise _bad(path, f"annotation {ann.id} of image {key}: unusable segmentation ({error})", key=key) from None
 
