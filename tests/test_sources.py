@@ -19,6 +19,7 @@ from ifcn.errors import InputError
 from ifcn.pipeline.cli import main
 from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
+from ifcn.pipeline.sample import make_sample
 from ifcn.pipeline.sources import SOURCES, ImageRef, SourceSpec, classless_map, get_source
 from ifcn.pipeline.sources.grabcut_berkeley import SYNTH_BAND_WIDTH
 from ifcn.pipeline.sources.paired import largest_object
@@ -111,6 +112,8 @@ def test_coco_reads_polygons_rle_crowd_regions_and_category_ids(synth_layouts: d
         ids = set(np.unique(image.object_map).tolist()) - {0, VOID}
         assert len(ids) == len(objects)
         assert set(np.unique(image.class_map).tolist()) - {0, VOID} == {a["category_id"] for a in objects}
+        clicks = make_sample(image, ClickConfig(pairs=1, min_area=0), seed=0).clicks  # category ids kept as classes
+        assert {o.cls for o in (*clicks.objects, *clicks.skipped)} == {a["category_id"] for a in objects}
         crowd = sum(a["area"] for a in anns if a["iscrowd"])
         assert np.count_nonzero(image.object_map == VOID) == crowd  # crowd regions (on background) are ignored
         truth = render_image(NO_VOID, int(ref.key)).object_map  # COCO keys are the image ids: the render numbers
@@ -318,3 +321,13 @@ def test_source_options_are_checked(synth_layouts: dict[str, SourceSpec], tmp_pa
         result = CliRunner().invoke(main, ["sample", *map(str, args), "--out", str(tmp_path / "out")])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
         assert not (tmp_path / "out").exists()
+
+
+def test_synth_writes_each_layout_through_the_cli(tmp_path: Path) -> None:
+    for name, source in SOURCES.items():
+        args = ["synth", str(tmp_path), "--layout", name, "--train-images", "2", "--val-images", "1",
+                "--long-side", "64"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and str(tmp_path / source.synth_folder) in result.output, result.output
+        again = CliRunner().invoke(main, args)
+        assert again.exit_code == 1 and "already exists" in again.output

@@ -159,17 +159,26 @@ def get_source(name: str) -> DatasetSource:
         raise ValueError(f"--source must be one of {', '.join(SOURCES)} (got {name!r})") from None
 
 
-def make_synth_layouts(out: Path, config: SynthConfig, layouts: tuple[str, ...] | None = None) -> dict[str, SourceSpec]:
-    """Write a synthetic dataset in every layout (or those named) under `out` and return, per source, where its val
-    split is (GrabCut, Berkeley, DAVIS: `all`): ready for `SampleJob(source=..., root=..., split=..., coco_json=...)`
-    or `ifcn-prep sample --source NAME --root ROOT --split SPLIT`. Small configs take well under a second each."""
+def make_synth_layouts(out: Path, config: SynthConfig, split: str = "val") -> dict[str, SourceSpec]:
+    """Write a synthetic dataset in every source's layout under `out` and return `synth_layout_specs(out, split)`.
+    Small configs take well under a second per layout."""
     from ifcn.pipeline.synth import make_synth_dataset
 
+    for name in SOURCES:
+        make_synth_dataset(out, config, layout=name)
+    return synth_layout_specs(out, split)
+
+
+def synth_layout_specs(out: Path, split: str = "val") -> dict[str, SourceSpec]:
+    """Per source, where split `split` (train or val) of the synthetic layouts under `out` is (GrabCut, Berkeley,
+    DAVIS: their only split, `all`; COCO: `val2017`), ready for `SampleJob(source=..., root=..., split=...,
+    coco_json=...)` or `ifcn-prep sample --source NAME --root ROOT --split SPLIT`."""
     specs = {}
-    for name in layouts or tuple(SOURCES):
-        root = make_synth_dataset(out, config, layout=name)
+    for name, source in SOURCES.items():
+        root = Path(out) / source.synth_folder
         if name == "coco":
-            specs[name] = SourceSpec(name, root / "val2017", "val2017", root / "annotations/instances_val2017.json")
+            specs[name] = SourceSpec(name, root / f"{split}2017", f"{split}2017",
+                                     root / f"annotations/instances_{split}2017.json")
         else:
-            specs[name] = SourceSpec(name, root, "val" if name in ("voc", "sbd") else "all")
+            specs[name] = SourceSpec(name, root, split if source.splits != ("all",) else "all")
     return specs
