@@ -31,7 +31,7 @@ SPLIT = "all"
 #: (levels of one mask as H×W uint8, the mask's path, the image key) -> object map (0, 1, 255 ignore); raises
 #: InputError naming the path for values the layout does not have.
 MaskRule = Callable[[np.ndarray, Path, str], np.ndarray]
-#: Writes one synthetic image and its mask under (images folder, masks folder, key, image).
+#: Writes one synthetic image and its mask: (images folder, masks folder, key, rendered image, config).
 SynthWriter = Callable[[Path, Path, str, SynthImage, SynthConfig], None]
 
 
