@@ -70,6 +70,17 @@ def test_write_then_load_round_trips(tmp_path: Path) -> None:
     assert path.read_bytes() == m.to_json_bytes()  # no timestamps: the same manifest gives the same bytes
 
 
+def test_a_manifest_written_before_other_sources_loads_as_voc(tmp_path: Path) -> None:
+    data = json.loads(_manifest().to_json_bytes())
+    for key in ("name", "annotation_file", "annotation_sha256"):
+        del data["source"][key]
+    del data["params"]["clicks"]["min_box_fill"]
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(data))
+    loaded = load_manifest(tmp_path)
+    assert (loaded.source.name, loaded.source.annotation_file) == ("voc", "")
+    assert loaded.source == _manifest().source  # the defaults are what a VOC manifest of today records
+
+
 @pytest.mark.parametrize("change", [
     lambda d: d.pop("totals"),
     lambda d: d.update(extra=1),
