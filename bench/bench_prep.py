@@ -27,7 +27,8 @@ from ifcn.pipeline.orchestrate import SampleJob, SampleResult, run_sample
 from ifcn.pipeline.resume import fingerprint
 from ifcn.pipeline.shard import ShardTask, build_shard
 from ifcn.pipeline.shard_plan import plan_shards
-from ifcn.pipeline.voc import image_paths, read_split
+from ifcn.pipeline.sources import ImageRef
+from ifcn.pipeline.sources.voc import image_paths, read_split
 
 BENCH_OUT = Path(__file__).resolve().parent / "out"
 
@@ -64,7 +65,8 @@ def profile_one_shard(root: Path, config: ClickConfig, fmt: str, images: int) ->
     shutil.rmtree(out, ignore_errors=True)
     (out / ".ifcn-sidecars").mkdir(parents=True)
     spec = plan_shards(ids, len(ids), 0)[0]
-    task = ShardTask(spec, root, out, "train", config, fmt, "fail", fingerprint({"profile": True}))
+    refs = tuple(ImageRef(key) for key in spec.ids)
+    task = ShardTask(spec, refs, "voc", root, out, "train", config, fmt, "fail", fingerprint({"profile": True}))
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.runcall(build_shard, task)

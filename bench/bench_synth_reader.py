@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ifcn.pipeline.sources.voc import check_files, find_voc_root, load_voc_image, read_split
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
-from ifcn.pipeline.voc import check_files, find_voc_root, load_voc_image, read_split
 
 
 def main() -> None:

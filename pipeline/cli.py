@@ -16,7 +16,7 @@ import click
 from ifcn.pipeline.clicks import COUNT_MODES, ClickConfig
 from ifcn.pipeline.orchestrate import ON_ERROR, SampleJob, SampleResult, run_sample
 from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD
-from ifcn.pipeline.voc import SPLITS
+from ifcn.pipeline.sources import SOURCES
 from ifcn.shards.formats import FORMATS
 from ifcn.shards.manifest import MANIFEST_NAME
 
@@ -31,6 +31,7 @@ CLICK_HELP = {
     "pairs": "Click pairs per object (15 for training, 1 for validation).",
     "min_area": "Objects smaller than this many pixels are skipped.",
     "count_mode": "random: click counts drawn from 1..N; fixed: always N.",
+    "min_box_fill": "Skip objects filling less than this fraction of their bounding box (RITM uses 0.08 on SBD).",
 }
 
 
@@ -46,7 +47,8 @@ def click_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="ifcn")
 def main() -> None:
-    """Turn PASCAL VOC 2012 (or its synthetic stand-in) into click-interaction shards."""
+    """Turn PASCAL VOC 2012, SBD, GrabCut, Berkeley, DAVIS or COCO-format data (or their synthetic stand-ins) into
+    click-interaction shards."""
 
 
 @main.command()
@@ -56,9 +58,13 @@ def main() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Dataset seed.")
 @click.option("--long-side", type=click.IntRange(min=32), default=500, show_default=True,
               help="Long image side in pixels (VOC: 500).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing OUT/VOCdevkit/VOC2012.")
-def synth(out: Path, train_images: int, val_images: int, seed: int, long_side: int, overwrite: bool) -> None:
-    """Write a synthetic dataset in the VOC 2012 layout under OUT/VOCdevkit/VOC2012."""
+@click.option("--layout", type=click.Choice(list(SOURCES)), default="voc", show_default=True,
+              help="Released layout to write (single-split layouts get train + val images).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset folder of that layout in OUT.")
+def synth(out: Path, train_images: int, val_images: int, seed: int, long_side: int, layout: str,
+          overwrite: bool) -> None:
+    """Write a synthetic dataset in a released layout under OUT (voc: OUT/VOCdevkit/VOC2012, sbd:
+    OUT/benchmark_RELEASE/dataset, grabcut: OUT/GrabCut, berkeley: OUT/Berkeley, davis: OUT/DAVIS, coco: OUT/COCO)."""
     from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 
     try:
@@ -66,7 +72,7 @@ def synth(out: Path, train_images: int, val_images: int, seed: int, long_side: i
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     try:
-        root = make_synth_dataset(out, config, overwrite=overwrite)
+        root = make_synth_dataset(out, config, layout=layout, overwrite=overwrite)
     except OSError as e:  # FileExistsError included
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {train_images} train and {val_images} val images to {root}")
@@ -89,9 +95,18 @@ def _summary(result: SampleResult) -> str:
 
 
 @main.command()
-@click.option("--voc-root", type=click.Path(path_type=Path), required=True,
-              help="VOC2012 folder (or its VOCdevkit parent).")
-@click.option("--split", type=click.Choice(SPLITS), required=True, help="Split (ImageSets/Segmentation/SPLIT.txt).")
+@click.option("--source", type=click.Choice(list(SOURCES)), default="voc", show_default=True,
+              help="Dataset layout to read.")
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder: VOC2012 (or above), benchmark_RELEASE/dataset (sbd), the folder holding "
+              "data_GT/ (grabcut), images/ (berkeley) or img/ (davis).")
+@click.option("--voc-root", type=click.Path(path_type=Path), default=None, help="The --root of --source voc.")
+@click.option("--coco-images", type=click.Path(path_type=Path), default=None,
+              help="Images folder of --source coco (its --root).")
+@click.option("--coco-json", type=click.Path(path_type=Path), default=None,
+              help="COCO instances JSON of --source coco.")
+@click.option("--split", default=None, help="voc: train|val|trainval; sbd: train|val; grabcut, berkeley, davis: all "
+              "[default]; coco: a name [default: from the JSON file name, instances_val2017.json -> val2017].")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder for shards and manifest.")
 @click_config_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Global seed; each image's generator is "
@@ -107,16 +122,22 @@ def _summary(result: SampleResult) -> str:
               help="fail: stop at the first bad image; skip: leave it out and record it in the manifest.")
 @click.option("--overwrite", is_flag=True, help="Replace shards made with other parameters in OUT.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def sample(voc_root: Path, split: str, out: Path, seed: int, fmt: str, images_per_shard: int, workers: int | None,
+def sample(source: str, root: Path | None, voc_root: Path | None, coco_images: Path | None, coco_json: Path | None,
+           split: str | None, out: Path, seed: int, fmt: str, images_per_shard: int, workers: int | None,
            scheduler: str | None, on_error: str, overwrite: bool, no_progress: bool, **click_options: Any) -> None:
     """Sample click pairs for every object of a split and write shards plus manifest.json to OUT.
 
     Rerunning the same command after an interruption keeps the finished shards and writes the rest.
     """
     try:
+        if coco_images is not None:
+            if source != "coco" or root is not None:
+                raise ValueError("--coco-images is the --root of --source coco; pass one of them, with --source coco")
+            root = coco_images
         config = ClickConfig(**click_options)
         extra = {} if workers is None else {"workers": workers}
-        job = SampleJob(voc_root=voc_root, split=split, out=out, clicks=config, seed=seed, format=fmt,
+        job = SampleJob(source=source, root=root, voc_root=voc_root, coco_json=coco_json, split=split, out=out,
+                        clicks=config, seed=seed, format=fmt,
                         images_per_shard=images_per_shard, scheduler=scheduler, on_error=on_error,
                         overwrite=overwrite, progress=not no_progress, **extra)
     except ValueError as e:

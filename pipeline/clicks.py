@@ -8,7 +8,8 @@ pixel outside M to M. Every pair holds positive clicks and the negative clicks o
 - strategy 1: spaced picks among background pixels (not void, not on any object) with `d_margin < dist_out < d`;
 - strategy 2: for every other object, spaced picks inside it with its own `dist_in > d_margin`;
 - strategy 3: among non-void pixels with `0 < dist_out < d` (other objects allowed), one uniform pick, then greedy
-  farthest-point picks, each maximising min(distance to M, distance to the clicks chosen so far).
+  farthest-point picks, each maximising min(distance to M, distance to the clicks chosen so far), ties at the
+  maximum broken uniformly at random.
 
 "Spaced picks": one at a time, each uniform among the candidates farther than `d_step` from the clicks of that kind
 already placed, stopping early when none is left. Decisions the spec leaves open:
@@ -22,7 +23,8 @@ already placed, stopping early when none is left. Decisions the spec leaves open
   object (small ones included: they are still objects of the image) has interior candidates. Every offered strategy
   therefore yields at least one negative click; an object with no offered strategy is skipped as
   `no_negative_candidate`. The strategy of each pair is uniform among the offered ones.
-- Skip order: `small` (area < min_area), then `no_positive_candidate`, then `no_negative_candidate`.
+- Skip order: `small` (area < min_area), `low_box_fill` (area < min_box_fill × bounding-box area; off by default),
+  then `no_positive_candidate`, then `no_negative_candidate`.
 - An object's class is the most frequent class-map value over M other than 0 and 255 (smallest on a tie; 0 if none).
 - Distances are compared squared, as exact integers, so a threshold never depends on float rounding.
 
@@ -51,6 +53,7 @@ COUNT_MODES = ("random", "fixed")
 BACKGROUND = 0
 MAX_OBJECT_ID = 254
 SKIP_SMALL = "small"
+SKIP_LOW_BOX_FILL = "low_box_fill"
 SKIP_NO_POSITIVE = "no_positive_candidate"
 SKIP_NO_NEGATIVE = "no_negative_candidate"
 
@@ -97,6 +100,9 @@ class ClickConfig:
     pairs: int = 15
     min_area: int = 400
     count_mode: str = "random"
+    #: Objects whose pixels fill less than this fraction of their bounding box are skipped (0: off). RITM drops SBD
+    #: training objects under 0.08 as badly annotated.
+    min_box_fill: float = 0.0
 
     def __post_init__(self) -> None:
         # Normalise types too, so that `to_dict` (stored in the manifest) is the same for 5 and 5.0.
@@ -105,6 +111,9 @@ class ClickConfig:
         for field in ("n_pos", "n_neg1", "n_neg2", "n_neg3", "pairs"):
             object.__setattr__(self, field, valid_int(field, getattr(self, field), 1))
         object.__setattr__(self, "min_area", valid_int("min_area", self.min_area, 0))
+        object.__setattr__(self, "min_box_fill", _valid_number("min_box_fill", self.min_box_fill, 0))
+        if self.min_box_fill > 1:
+            raise ValueError(f"--min-box-fill must be at most 1 (got {self.min_box_fill:g})")
         if not self.d > self.d_margin:
             raise ValueError(f"--d must be greater than --d-margin (got --d {self.d:g}, --d-margin {self.d_margin:g})")
         if self.count_mode not in COUNT_MODES:
@@ -208,7 +217,9 @@ def farthest_picks(candidates: np.ndarray, base_sq: np.ndarray, n: int, rng: np.
     """Up to `n` clicks: the first uniform, then greedy farthest-point picks, each maximising the smaller of its
     squared distance `base_sq` (to the object) and its squared distance to the clicks chosen so far.
 
-    Ties go to the first candidate in row-major order. Stops early when every candidate has been picked.
+    Ties at the maximum are broken uniformly at random with `rng` (spec §2): the band caps the distance, so many
+    pixels tie, and "first in row order" would repeat most clicks across an object's pairs. Stops early when every
+    candidate has been picked.
     """
     cand, ys = _rows(candidates)
     if n < 1 or len(cand) == 0:
@@ -222,12 +233,18 @@ def farthest_picks(candidates: np.ndarray, base_sq: np.ndarray, n: int, rng: np.
     while len(picks) < n:
         lo, hi, dist_sq = _near(cand, ys, cand[i], bound)
         np.minimum(min_sq[lo:hi], dist_sq, out=min_sq[lo:hi])
-        i = int(min_sq.argmax())
-        bound = int(min_sq[i])
+        bound = int(min_sq.max())
         if bound <= 0:
             break
+        i = _random_tie(min_sq, bound, rng)
         picks.append(i)
     return cand[picks]
+
+
+def _random_tie(values: np.ndarray, maximum: int, rng: np.random.Generator) -> int:
+    """A uniform index among those where `values` equals `maximum` (no draw when only one does)."""
+    ties = np.flatnonzero(values == maximum)
+    return int(ties[rng.integers(len(ties))]) if len(ties) > 1 else int(ties[0])
 
 
 # --- candidates -------------------------------------------------------------------------------------------------
@@ -376,6 +393,9 @@ def sample_image_clicks(key: str, object_map: np.ndarray, class_map: np.ndarray,
         cls = _majority_class(class_map[box][mask])
         if area < config.min_area:
             skipped.append(SkippedObject(object_id, cls, area, SKIP_SMALL))
+            continue
+        if area < config.min_box_fill * mask.size:
+            skipped.append(SkippedObject(object_id, cls, area, SKIP_LOW_BOX_FILL))
             continue
         if not len(objects.interiors[object_id]):
             skipped.append(SkippedObject(object_id, cls, area, SKIP_NO_POSITIVE))

@@ -1,13 +1,12 @@
 """`ifcn-prep sample` as one typed call: check everything, then one Dask task per shard, then the manifest.
 
-Order matters for the user's data: options, the VOC layout, the split and the output folder are all checked before
-anything is written, so bad input never touches what OUT already holds. Tasks run on a local cluster of worker
+Order matters for the user's data: options, the source's layout, the split and the output folder are all checked
+before anything is written, so bad input never touches what OUT already holds. Tasks run on a local cluster of worker
 processes, or on an existing cluster given by its scheduler address; the manifest is written last, atomically.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -16,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +24,7 @@ from ifcn.pipeline.clicks import ClickConfig, valid_int
 from ifcn.pipeline.resume import check_output, claim_output, fingerprint
 from ifcn.pipeline.shard import ShardResult, ShardTask, build_shard
 from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards
-from ifcn.pipeline.synth import SYNTH_MARKER
-from ifcn.pipeline.voc import check_files, find_voc_root, read_split
+from ifcn.pipeline.sources import SourceSpec, get_source, resolve_split
 from ifcn.shards.formats import get_format
 from ifcn.shards.manifest import SCHEMA_VERSION, Manifest, Source, Totals, write_manifest
 
@@ -43,11 +40,19 @@ def _default_workers() -> int:
 
 @dataclass(frozen=True)
 class SampleJob:
-    """Every option of `ifcn-prep sample`. Invalid values raise ValueError naming the CLI flag."""
+    """Every option of `ifcn-prep sample`. Invalid values raise ValueError naming the CLI flag.
 
-    voc_root: Path
-    split: str
+    `root` is the dataset folder of `source` (COCO: the images folder); `voc_root` is the same for VOC, the name it
+    had before there were other sources. `split` defaults to the source's own (GrabCut: `all`; COCO: the annotation
+    file's name); VOC and SBD need one.
+    """
+
     out: Path
+    split: str | None = None
+    source: str = "voc"
+    root: Path | None = None
+    voc_root: Path | None = None
+    coco_json: Path | None = None
     clicks: ClickConfig = field(default_factory=ClickConfig)
     seed: int = 0
     format: str = "webdataset"
@@ -64,8 +69,23 @@ class SampleJob:
             valid_int(name, getattr(self, name), minimum)
         if self.on_error not in ON_ERROR:
             raise ValueError(f"--on-error must be one of {', '.join(ON_ERROR)} (got {self.on_error!r})")
-        if not self.split:
-            raise ValueError("--split must name a split file, for example train")
+        get_source(self.source)
+        if self.voc_root is not None:
+            if self.source != "voc" or self.root is not None:
+                raise ValueError("--voc-root is the --root of --source voc; pass --root for other sources")
+            object.__setattr__(self, "root", self.voc_root)
+            object.__setattr__(self, "voc_root", None)
+        if self.root is None:
+            flag = "--coco-images" if self.source == "coco" else "--root"
+            raise ValueError(f"{flag} is required: the folder of the {self.source} dataset")
+        if (self.coco_json is None) != (self.source != "coco"):
+            raise ValueError("--coco-json is required with --source coco, and only there")
+        object.__setattr__(self, "split", resolve_split(self.source_spec))
+
+    @property
+    def source_spec(self) -> SourceSpec:
+        """Where the data is, as the source reads it."""
+        return SourceSpec(self.source, self.root, self.split, self.coco_json)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -90,13 +110,6 @@ class SampleResult:
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def reference_images(split: str) -> int | None:
-    """Number of images of `split` in the official VOC 2012 release (`manifests/voc2012.json`), if it is a VOC split."""
-    facts = json.loads(files("ifcn.manifests").joinpath("voc2012.json").read_text())
-    split_facts = facts["splits"].get(split)
-    return None if split_facts is None else int(split_facts["images"])
 
 
 def check_writable(out: Path) -> None:
@@ -182,36 +195,38 @@ def _manifest(job: SampleJob, source: Source, results: list[ShardResult]) -> Man
 
 
 def run_sample(job: SampleJob, log: Callable[[str], None] = _stderr) -> SampleResult:
-    """Turn one split of a VOC root into shards plus `manifest.json` under `job.out`; resume what a previous run of the
+    """Turn one split of a source into shards plus `manifest.json` under `job.out`; resume what a previous run of the
     same job left. Raises InputError (bad input data), ValueError (bad options or another job's folder) or
     ConnectionError (cluster unreachable). All are raised before anything is written, except an InputError that only
     reading an image reveals (a corrupt file under `--on-error fail`): the shards finished by then stay, with their
     sidecars, for the rerun after the fix, and no manifest is written."""
     start = time.perf_counter()
-    root = find_voc_root(Path(job.voc_root)).resolve()
-    ids = read_split(root, job.split)
-    expected = reference_images(job.split)
-    if expected is not None and len(ids) != expected and not (root / SYNTH_MARKER).exists():  # synthetic: no warning
-        log(f"warning: {root}: split {job.split!r} lists {len(ids)} images, VOC 2012 has {expected}; "
-            "this VOC copy may be incomplete")
-    if job.on_error == "fail":
-        problems = check_files(root, ids)
-        if problems:
-            first = problems[0]
-            more = f" (and {len(problems) - 1} more ids of the split lack files)" if len(problems) > 1 else ""
-            raise InputError(first.path, first.reason + more, first.fix, kind=first.kind, key=first.key)
+    split = str(job.split)
+    listing = get_source(job.source).list_split(job.source_spec, split)
+    for note in listing.notes:
+        log(note)
+    problems = listing.problems
+    if job.on_error == "fail" and problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more ids of the split have problems)" if len(problems) > 1 else ""
+        raise InputError(first.path, first.reason + more, first.fix, kind=first.kind, key=first.key)
     out = Path(job.out).resolve()
     check_writable(out)
-    source = Source(root=str(root), split=job.split, ids_sha256=ids_sha256(ids), num_ids=len(ids))
+    keys = listing.keys
+    source = Source(root=str(listing.root), split=split, ids_sha256=ids_sha256(keys), num_ids=len(keys),
+                    name=job.source, annotation_file=listing.annotation_file,
+                    annotation_sha256=listing.annotation_sha256)
     record = {"tool_version": __version__, "params": job.params, "source": asdict(source)}
     check_output(out, record, job.overwrite)
-    plan = plan_shards(ids, job.images_per_shard, job.seed)
+    plan = plan_shards(keys, job.images_per_shard, job.seed)
     job_id = fingerprint(record)
-    tasks = [ShardTask(spec, root, out, job.split, job.clicks, job.format, job.on_error, job_id) for spec in plan]
+    refs = {ref.key: ref for ref in listing.refs}
+    tasks = [ShardTask(spec, tuple(refs[k] for k in spec.ids), job.source, listing.root, out, split, job.clicks,
+                       job.format, job.on_error, job_id) for spec in plan]
     with dask_client(job.scheduler, min(job.workers, len(tasks))) as client:
         ready = time.perf_counter()
         claim_output(out, record, job.overwrite)
-        results = _run_tasks(client, tasks, job.progress, job.split)
+        results = _run_tasks(client, tasks, job.progress, split)
         work = time.perf_counter() - ready
     manifest = _manifest(job, source, results)
     write_manifest(out, manifest)

@@ -1,6 +1,7 @@
 """One shard task, run on a Dask worker: read the shard's images, sample their clicks, write the shard and its sidecar.
 
-The task carries ids, the seed and the job's options only (spec §7); it reads the pixels itself. A shard that a previous
+The task carries ids (with the little each source needs to find an image's files), the seed and the job's options
+only (spec §7); it reads the pixels itself. A shard that a previous
 run of the same job finished (sidecar present, checksum valid) is kept as it is, so a rerun only writes what is missing.
 Bad input is returned, not raised: a deterministic error must not be retried, and with `--on-error fail` the driver
 stops the whole job on it.
@@ -21,7 +22,7 @@ from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.resume import ShardRecord, complete_shard, sidecar_path, write_sidecar
 from ifcn.pipeline.sample import make_sample
 from ifcn.pipeline.shard_plan import ShardSpec, shard_name
-from ifcn.pipeline.voc import load_voc_image
+from ifcn.pipeline.sources import ImageRef, get_source
 from ifcn.shards.formats import get_format
 from ifcn.shards.manifest import ShardEntry, SkippedImage
 from ifcn.shards.records import Sample
@@ -32,7 +33,10 @@ class ShardTask:
     """Everything a worker needs for one shard; paths are absolute (a remote worker has another working directory)."""
 
     spec: ShardSpec
-    voc_root: Path
+    #: The listed images of `spec.ids`, in the same order.
+    refs: tuple[ImageRef, ...]
+    source: str
+    root: Path
     out: Path
     split: str
     clicks: ClickConfig
@@ -77,13 +81,16 @@ def build_shard(task: ShardTask) -> ShardResult:
     sidecar_path(task.out, task.name).unlink(missing_ok=True)  # a sidecar must never vouch for a shard being rewritten
     samples: list[Sample] = []
     skipped_images: list[SkippedImage] = []
-    for key in task.spec.ids:
+    source = get_source(task.source)
+    for ref in task.refs:
         try:
-            samples.append(make_sample(load_voc_image(task.voc_root, key), task.clicks, task.spec.seed))
+            if ref.problem is not None:  # found while listing (a missing file, say): the same error as loading it
+                raise ref.problem
+            samples.append(make_sample(source.load(task.root, ref), task.clicks, task.spec.seed))
         except InputError as error:
             if task.on_error == "fail":
                 return ShardResult(task.spec.index, None, error=error)
-            skipped_images.append(skipped_image(error, key))
+            skipped_images.append(skipped_image(error, ref.key))
     final = task.out / task.name
     with atomic_path(final) as tmp:
         get_format(task.format).write(tmp, samples)

@@ -1,26 +1,26 @@
-"""A synthetic dataset in the exact PASCAL VOC 2012 segmentation layout, for demos, tests and benchmarks.
+"""Synthetic datasets in the exact released layouts (VOC 2012 and the other sources), for demos, tests and benchmarks.
 
-Real VOC cannot be shipped, but everything downstream (reader, click sampling, shards, training, NoC evaluation)
-must run on a fresh machine. So this module writes `VOCdevkit/VOC2012/` with VOC's folders, split files, palette PNG
-masks (VOC colour map, 255 = void band around objects) and VOC-like image sizes and object statistics (1–4 objects,
-≈2.4 per image; areas from below the 400-pixel minimum to most of the image; thin objects; occlusion). Each shape
-kind is one VOC class with its own colours and texture, on textured, noisy backgrounds, so a model can learn both the
-interactive and the semantic task. Image `i` is a pure function of (seed, i): same seed, byte-identical files.
+Real datasets cannot be shipped, but everything downstream (readers, click sampling, shards, training, NoC evaluation)
+must run on a fresh machine. So this module renders VOC-like images: the VOC layout (`VOCdevkit/VOC2012/`: VOC's
+folders, split files, palette PNG masks with the VOC colour map and a 255 void band around objects) and the other
+sources' layouts (written by `ifcn.pipeline.sources.<name>`) are made of them. Images have VOC-like sizes and object
+statistics (1–4 objects, ≈2.4 per image; areas from below the 400-pixel minimum to most of the image; thin objects;
+occlusion). Each shape kind is one VOC class with its own colours and texture, on textured, noisy backgrounds, so a
+model can learn both the interactive and the semantic task. Image `i` is a pure function of (seed, i): same seed,
+byte-identical files.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ifcn.palette import save_index_png
 from ifcn.shards.records import VOID
 
 #: Ids look like VOC's (`2008_000123`) but use a year no real VOC image has, so they never collide.
@@ -117,21 +117,24 @@ def image_number(key: str) -> int:
     return int(key.split("_")[1])
 
 
-def make_synth_dataset(out: Path, config: SynthConfig, *, overwrite: bool = False) -> Path:
-    """Write the dataset under `out/VOCdevkit/VOC2012/` and return that folder.
+def make_synth_dataset(out: Path, config: SynthConfig, *, layout: str = "voc", overwrite: bool = False) -> Path:
+    """Write the dataset in the released layout of source `layout` under `out` (VOC: `out/VOCdevkit/VOC2012/`) and
+    return the folder to pass to `ifcn-prep sample --root`.
 
     The tree is built under a temporary name and renamed when complete, so an interrupted run leaves no half dataset
-    under the final name. An existing VOC2012 folder is replaced only with `overwrite`.
+    under the final name. An existing dataset folder is replaced only with `overwrite`.
     """
-    devkit = Path(out) / "VOCdevkit"
-    root = devkit / "VOC2012"
+    from ifcn.pipeline.sources import get_source  # the sources write their layouts with this module's images
+
+    source = get_source(layout)
+    root = Path(out) / source.synth_folder
     if root.exists() and not overwrite:
         raise FileExistsError(f"{root} already exists; choose another output folder or pass --overwrite")
-    devkit.mkdir(parents=True, exist_ok=True)
-    tmp = devkit / f".tmp-VOC2012-{uuid.uuid4().hex[:8]}"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".tmp-{root.name}-{uuid.uuid4().hex[:8]}"
     try:
-        _write_tree(tmp, config)
-        old = devkit / f".tmp-old-VOC2012-{uuid.uuid4().hex[:8]}"
+        source.write_synthetic(tmp, config)
+        old = root.parent / f".tmp-old-{root.name}-{uuid.uuid4().hex[:8]}"
         if root.exists():
             os.replace(root, old)
         os.replace(tmp, root)  # before deleting the old tree: an interruption never leaves neither
@@ -141,25 +144,12 @@ def make_synth_dataset(out: Path, config: SynthConfig, *, overwrite: bool = Fals
     return root
 
 
-def _write_tree(root: Path, config: SynthConfig) -> None:
-    folders = {name: root / name for name in ("JPEGImages", "SegmentationClass", "SegmentationObject")}
-    sets = root / "ImageSets" / "Segmentation"
-    for folder in [*folders.values(), sets]:
-        folder.mkdir(parents=True)
-    train, val = image_ids(config)
-    for key in sorted(train + val):
-        image = render_image(config, image_number(key))
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image.rgb, cv2.COLOR_RGB2BGR),
-                                [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
-        if not ok:
-            raise RuntimeError(f"OpenCV could not encode image {key} as JPEG")
-        (folders["JPEGImages"] / f"{key}.jpg").write_bytes(jpeg.tobytes())
-        save_index_png(image.class_map, folders["SegmentationClass"] / f"{key}.png")
-        save_index_png(image.object_map, folders["SegmentationObject"] / f"{key}.png")
-    for split, ids in (("train", train), ("val", val), ("trainval", sorted(train + val))):
-        (sets / f"{split}.txt").write_text("".join(f"{k}\n" for k in ids))
-    # The marker tells `ifcn-prep sample` not to compare split sizes with the real VOC 2012 reference counts.
-    (root / SYNTH_MARKER).write_text(json.dumps(asdict(config), indent=2, sort_keys=True) + "\n")
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """An RGB image as JPEG bytes (OpenCV's encoder: byte-identical for the same pixels)."""
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode an image as JPEG")
+    return jpeg.tobytes()
 
 
 def render_image(config: SynthConfig, number: int) -> SynthImage:

@@ -10,6 +10,7 @@ import pytest
 
 from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, local_cluster, run_sample
+from ifcn.pipeline.sources import SourceSpec, make_synth_layouts
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 
 #: The tiny synthetic VOC set behind `synth_root` (18 images, 160 px long side).
@@ -62,3 +63,9 @@ def val_shards(synth_root: Path, dask_address: str, tmp_path_factory: pytest.Tem
 def train_shards_h5(synth_root: Path, dask_address: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`train_shards` in the HDF5 format (same samples). Read only."""
     return _make_shards(synth_root, tmp_path_factory.mktemp("train_shards_h5"), "train", 3, "hdf5", dask_address)
+
+
+@pytest.fixture(scope="session")
+def synth_layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SourceSpec]:
+    """`SYNTH_TEST_CONFIG` written in every source's released layout; where each one's val split is. Do not modify."""
+    return make_synth_layouts(tmp_path_factory.mktemp("layouts"), SYNTH_TEST_CONFIG)

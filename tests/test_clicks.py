@@ -355,4 +355,16 @@ def test_config_to_dict_round_trip_and_normalised_types():
     assert as_dict["d"] == 40.0 and isinstance(as_dict["d"], float)
     assert ClickConfig(**as_dict) == config and as_dict == ClickConfig(d=40.0, pairs=1, count_mode="fixed").to_dict()
     assert set(as_dict) == {"d_margin", "d_step", "n_pos", "n_neg1", "n_neg2", "n_neg3", "d", "pairs", "min_area",
-                            "count_mode"}
+                            "count_mode", "min_box_fill"}
+
+
+def test_farthest_picks_break_ties_at_random_with_the_generator():
+    points = np.array([[0, 0], [0, 5], [0, 10]])  # from the middle point both ends are equally far
+    base = np.full(3, 100)
+    seconds = set()
+    for seed in range(60):
+        picks = farthest_picks(points, base, 2, np.random.default_rng(seed)).tolist()
+        assert picks == farthest_picks(points, base, 2, np.random.default_rng(seed)).tolist()  # reproducible
+        if picks[0] == [0, 5]:
+            seconds.add(tuple(picks[1]))
+    assert seconds == {(0, 0), (0, 10)}  # "first in row order" would always give (0, 0)

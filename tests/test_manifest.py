@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from ifcn.pipeline.clicks import ClickConfig
-from ifcn.pipeline.orchestrate import reference_images
+from ifcn.pipeline.sources.voc import reference_images
 from ifcn.shards.manifest import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
@@ -47,11 +47,17 @@ def test_schema_names_exactly_the_dataclass_fields() -> None:
     s = schema()
     names = lambda cls: {f.name for f in dataclasses.fields(cls)}  # noqa: E731
     assert set(s["required"]) == set(s["properties"]) == names(Manifest)
+    # Fields with a default (added after manifests were first written: the source's name, the annotation file) may be
+    # absent from older manifests; every other field is required.
+    required = lambda cls: {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING  # noqa: E731
+                            and f.default_factory is dataclasses.MISSING}
     for key, cls in (("source", Source), ("totals", Totals)):
-        assert set(s["properties"][key]["required"]) == set(s["properties"][key]["properties"]) == names(cls)
+        assert set(s["properties"][key]["properties"]) == names(cls)
+        assert set(s["properties"][key]["required"]) == (required(cls) if key == "source" else names(cls))
     assert set(s["$defs"]["shard"]["properties"]) == names(ShardEntry)
     assert set(s["properties"]["totals"]["properties"]["skipped_images"]["items"]["properties"]) == names(SkippedImage)
     assert set(s["$defs"]["clicks"]["properties"]) == names(ClickConfig)
+    assert set(s["$defs"]["clicks"]["required"]) == names(ClickConfig) - {"min_box_fill"}  # added later: optional
 
 
 def test_write_then_load_round_trips(tmp_path: Path) -> None:
@@ -62,6 +68,17 @@ def test_write_then_load_round_trips(tmp_path: Path) -> None:
     assert load_manifest(path).id == m.id
     write_manifest(tmp_path, m)
     assert path.read_bytes() == m.to_json_bytes()  # no timestamps: the same manifest gives the same bytes
+
+
+def test_a_manifest_written_before_other_sources_loads_as_voc(tmp_path: Path) -> None:
+    data = json.loads(_manifest().to_json_bytes())
+    for key in ("name", "annotation_file", "annotation_sha256"):
+        del data["source"][key]
+    del data["params"]["clicks"]["min_box_fill"]
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(data))
+    loaded = load_manifest(tmp_path)
+    assert (loaded.source.name, loaded.source.annotation_file) == ("voc", "")
+    assert loaded.source == _manifest().source  # the defaults are what a VOC manifest of today records
 
 
 @pytest.mark.parametrize("change", [

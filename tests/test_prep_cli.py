@@ -20,8 +20,8 @@ from PIL import Image
 
 from ifcn.io import file_sha256
 from ifcn.pipeline.cli import main
+from ifcn.pipeline.sources.voc import read_split
 from ifcn.pipeline.synth import SYNTH_MARKER
-from ifcn.pipeline.voc import read_split
 from ifcn.shards.manifest import MANIFEST_NAME, load_manifest
 
 
@@ -144,7 +144,7 @@ def test_every_missing_file_is_counted_before_the_run(voc_copy: Path, tmp_path: 
     (["--images-per-shard", "0"], "--images-per-shard must be"),
     (["--workers", "0"], "--workers must be"),
     (["--d", "4"], "--d must be greater than --d-margin"),
-    (["--split", "test"], "Invalid value for '--split'"),
+    (["--split", "test"], "--split must be one of train, val, trainval for --source voc"),
 ])
 def test_bad_flags_are_named_and_write_nothing(flags: list[str], message: str, synth_root: Path,
                                                tmp_path: Path) -> None:

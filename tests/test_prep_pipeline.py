@@ -23,9 +23,9 @@ from ifcn.pipeline.preview import inspect_output, output_size
 from ifcn.pipeline.resume import JOB_FILE, SIDECAR_DIR, JobMismatchError, read_sidecar
 from ifcn.pipeline.sample import make_sample
 from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards, shard_name
+from ifcn.pipeline.sources.voc import load_voc_image, read_split
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.pipeline.verify import verify_output
-from ifcn.pipeline.voc import load_voc_image, read_split
 from ifcn.shards.manifest import MANIFEST_NAME, load_manifest
 from ifcn.shards.reader import read_shard
 from ifcn.shards.records import Sample
@@ -90,7 +90,8 @@ def test_another_seed_gives_other_clicks_on_the_same_images(synth_root: Path, tr
     _run(_job(synth_root, tmp_path, seed=1, scheduler=dask_address))
     base, other = read_all(train_shards), read_all(tmp_path)
     assert [s.key for s in base] == [s.key for s in other]
-    assert all(a.jpeg == b.jpeg and a.object_png == b.object_png for a, b in zip(base, other, strict=True))
+    assert all(a.image_bytes == b.image_bytes and a.object_png == b.object_png
+               for a, b in zip(base, other, strict=True))
     assert [s.clicks for s in base] != [s.clicks for s in other]
     assert load_manifest(tmp_path).params["seed"] == 1
 

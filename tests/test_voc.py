@@ -12,7 +12,7 @@ from PIL import Image
 
 from ifcn.errors import InputError
 from ifcn.palette import save_index_png
-from ifcn.pipeline.voc import VOC_TAR, check_files, find_voc_root, image_paths, load_voc_image, read_split
+from ifcn.pipeline.sources.voc import VOC_TAR, check_files, find_voc_root, image_paths, load_voc_image, read_split
 from ifcn.shards.records import encode_mask
 
 
@@ -154,7 +154,7 @@ def test_returns_the_jpeg_bytes_untouched_and_the_raw_indices(synth_root: Path) 
         jpg, cls, obj = image_paths(synth_root, key)
         image = load_voc_image(synth_root, key)
         assert image.key == key
-        assert image.jpeg == jpg.read_bytes()
+        assert image.image == jpg.read_bytes()
         assert np.array_equal(image.class_map, np.asarray(Image.open(cls)))
         assert np.array_equal(image.object_map, np.asarray(Image.open(obj)))
         assert image.class_map.dtype == np.uint8 and (image.height, image.width) == image.class_map.shape

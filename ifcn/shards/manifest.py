@@ -44,12 +44,18 @@ class ShardEntry:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the images came from: the dataset root, the split and a hash of its id list (order included)."""
+    """Where the images came from: the source (`voc`, `sbd`, `grabcut`, `berkeley`, `davis`, `coco`: evaluation
+    reports label their rows with it), the dataset root, the split, a hash of its id list (order included) and, for a
+    source whose labels live in one file (COCO), that file and its sha256. Manifests written before there were other
+    sources are VOC's."""
 
     root: str
     split: str
     ids_sha256: str
     num_ids: int
+    name: str = "voc"
+    annotation_file: str = ""
+    annotation_sha256: str = ""
 
 
 @dataclass(frozen=True)

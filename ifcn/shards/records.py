@@ -1,4 +1,4 @@
-"""The shard sample: one VOC image with its original JPEG bytes, index masks and sampled clicks.
+"""The shard sample: one image with its stored bytes (JPEG or PNG), index masks and sampled clicks.
 
 This is the contract between `ifcn-prep` (writer), `ifcn-train` and `ifcn-eval` (readers). Every shard format
 stores exactly these fields; `Sample.to_fields` / `Sample.from_fields` are the only place where they are named.
@@ -16,15 +16,21 @@ from typing import Any
 import cv2
 import numpy as np
 
-#: Field names inside a shard (webdataset member suffixes; HDF5 dataset names replace "." by "_").
+#: Field names inside a shard (webdataset member suffixes; HDF5 dataset names replace "." by "_"). A sample holds
+#: exactly one image field, named by the type of the bytes stored: `jpg` (JPEG) or `png` (PNG).
 FIELD_JPEG = "jpg"
+FIELD_PNG = "png"
+IMAGE_FIELDS = (FIELD_JPEG, FIELD_PNG)
 FIELD_CLASS = "cls.png"
 FIELD_OBJECT = "obj.png"
 FIELD_CLICKS = "clicks.json"
 FIELD_DIGEST = "sha256"
-#: The payload fields, in the order the digest covers them.
-PAYLOAD_FIELDS = (FIELD_JPEG, FIELD_CLASS, FIELD_OBJECT, FIELD_CLICKS)
-FIELDS = (*PAYLOAD_FIELDS, FIELD_DIGEST)
+#: The fields after the image field, in the order the digest covers them (the image field comes first).
+LABEL_FIELDS = (FIELD_CLASS, FIELD_OBJECT, FIELD_CLICKS)
+#: Every field name a shard may hold.
+FIELDS = (*IMAGE_FIELDS, *LABEL_FIELDS, FIELD_DIGEST)
+#: The first bytes of each stored image type.
+_MAGIC = {FIELD_JPEG: b"\xff\xd8\xff", FIELD_PNG: b"\x89PNG\r\n\x1a\n"}
 
 Point = tuple[int, int]  # (y, x) in pixels of the original image
 #: Index of void pixels (object boundaries, ambiguous regions) in class and object maps: ignored, never a label.
@@ -118,33 +124,53 @@ class ImageClicks:
         return clicks
 
 
+def image_field(data: bytes) -> str:
+    """The field an image's bytes are stored under (`jpg` or `png`), from their type; ValueError for anything else."""
+    for field, magic in _MAGIC.items():
+        if data.startswith(magic):
+            return field
+    raise ValueError(f"image bytes are neither JPEG nor PNG (they start with {data[:8]!r})")
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One shard sample. `jpeg` holds the source file's bytes untouched; masks are single-channel index PNGs."""
+    """One shard sample. `image_bytes` holds the source's JPEG or PNG bytes untouched (other formats are converted to
+    PNG, losslessly, before they get here); masks are single-channel index PNGs."""
 
     key: str
-    jpeg: bytes
+    image_bytes: bytes
     class_png: bytes
     object_png: bytes
     clicks: ImageClicks
 
+    @property
+    def image_field(self) -> str:
+        return image_field(self.image_bytes)
+
     def to_fields(self) -> dict[str, bytes]:
         """Every field as stored, the digest of the payload fields included."""
-        payload = {FIELD_JPEG: self.jpeg, FIELD_CLASS: self.class_png, FIELD_OBJECT: self.object_png,
+        payload = {self.image_field: self.image_bytes, FIELD_CLASS: self.class_png, FIELD_OBJECT: self.object_png,
                    FIELD_CLICKS: self.clicks.to_json_bytes()}
         return {**payload, FIELD_DIGEST: payload_digest(payload).encode()}
 
     @classmethod
     def from_fields(cls, key: str, fields: dict[str, bytes], *, check_digest: bool = True) -> Sample:
-        """The sample stored as `fields`; ValueError when a field is missing, the digest differs (corrupt bytes)
-        or the clicks do not fit the image. `check_digest=False` skips the digest (for data verified already)."""
-        missing = [f for f in FIELDS if f not in fields]
+        """The sample stored as `fields`; ValueError when a field is missing, the image field is not exactly one of
+        `jpg`/`png` or names another type than its bytes, the digest differs (corrupt bytes) or the clicks do not fit
+        the image. `check_digest=False` skips the digest (for data verified already)."""
+        images = [f for f in IMAGE_FIELDS if f in fields]
+        missing = [f for f in (*LABEL_FIELDS, FIELD_DIGEST) if f not in fields] + ([] if images else ["jpg or png"])
         if missing:
             raise ValueError(f"sample {key!r} lacks field(s) {missing}; shards must be written by this version of "
                              "`ifcn-prep sample` (older ones have no per-sample checksum): rerun it")
+        if len(images) > 1:
+            raise ValueError(f"sample {key!r} holds two image fields {images}; a sample has one image")
         if check_digest and fields[FIELD_DIGEST].decode(errors="replace") != payload_digest(fields):
             raise ValueError(f"sample {key!r} is corrupt: its bytes do not match the sha256 stored with it")
-        return cls(key, fields[FIELD_JPEG], fields[FIELD_CLASS], fields[FIELD_OBJECT],
+        data = fields[images[0]]
+        if image_field(data) != images[0]:
+            raise ValueError(f"sample {key!r}: its {images[0]} field holds {image_field(data)} bytes")
+        return cls(key, data, fields[FIELD_CLASS], fields[FIELD_OBJECT],
                    ImageClicks.from_json_bytes(fields[FIELD_CLICKS]))
 
     def class_map(self) -> np.ndarray:
@@ -154,13 +180,15 @@ class Sample:
         return decode_mask(self.object_png)
 
     def image(self) -> np.ndarray:
-        return decode_jpeg(self.jpeg)
+        return decode_image(self.image_bytes)
 
 
 def payload_digest(fields: dict[str, bytes]) -> str:
-    """sha256 (hex) over the payload fields, each as its name, its length and its bytes (unambiguous framing)."""
+    """sha256 (hex) over the payload fields (the image field, then the label fields), each framed as its name, its
+    length and its bytes: unambiguous, and the image field's name (so its type) is covered too."""
     digest = hashlib.sha256()
-    for name in PAYLOAD_FIELDS:
+    names = [f for f in IMAGE_FIELDS if f in fields][:1] + list(LABEL_FIELDS)
+    for name in names:
         data = fields[name]
         digest.update(f"{name}:{len(data)}:".encode())
         digest.update(data)
@@ -191,9 +219,15 @@ def decode_mask(data: bytes) -> np.ndarray:
     return arr
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """Decode JPEG bytes to an RGB uint8 array (H×W×3)."""
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+#: How every tool decodes stored images: 8-bit colour, and the EXIF orientation tag ignored, because masks are drawn
+#: on the stored pixels (OpenCV would otherwise rotate a tagged JPEG away from its masks). `ifcn-prep` checks sizes
+#: with decoders that ignore the tag too.
+IMREAD_IMAGE = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode stored JPEG or PNG bytes to an RGB uint8 array (H×W×3) of the stored pixels (no EXIF rotation)."""
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), IMREAD_IMAGE)
     if arr is None:
-        raise ValueError("corrupt or truncated JPEG data")
+        raise ValueError("corrupt or truncated image data")
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)

@@ -30,16 +30,19 @@ class HDF5Format:
     remote = False
 
     def write(self, path: Path, samples: Iterable[Sample]) -> int:
+        """One dataset per field that some sample has; a sample without a field (a JPEG sample in the `png`
+        dataset, or the reverse) has an empty row there. Shards of JPEG samples only have no `png` dataset."""
         rows = [(s.key, s.to_fields()) for s in samples]  # encode each sample's clicks JSON once
+        used = [field for field in FIELDS if any(field in fields for _, fields in rows)]
         # track_times=False and a fixed libver keep the file bytes a function of the content only.
         with h5py.File(path, "w", libver=("v110", "v110"), track_order=False) as f:
             f.attrs["format"] = "ifcn-shard"
             f.create_dataset("key", data=[key.encode() for key, _ in rows], dtype=h5py.string_dtype("utf-8"),
                              track_times=False)
-            for field in FIELDS:
+            for field in used:
                 ds = f.create_dataset(dataset_name(field), shape=(len(rows),), dtype=_BYTES, track_times=False)
                 for i, (_, fields) in enumerate(rows):
-                    ds[i] = np.frombuffer(fields[field], np.uint8)
+                    ds[i] = np.frombuffer(fields.get(field, b""), np.uint8)
         return len(rows)
 
     def read(self, location: str) -> Iterator[RawSample]:
@@ -49,7 +52,8 @@ class HDF5Format:
 
 
 def read_row(f: h5py.File, index: int) -> RawSample:
-    """Raw sample `index` of an open shard file (random access)."""
+    """Raw sample `index` of an open shard file (random access); its fields are the non-empty rows."""
     key = f["key"][index]
     key = key.decode() if isinstance(key, bytes) else str(key)
-    return key, {field: f[dataset_name(field)][index].tobytes() for field in FIELDS}
+    rows = {field: f[dataset_name(field)][index].tobytes() for field in FIELDS if dataset_name(field) in f}
+    return key, {field: data for field, data in rows.items() if data}
