@@ -117,7 +117,12 @@ def test_02_a_failed_overwrite_run_leaves_the_old_dataset_whole(voc_copy: Path, 
     assert snapshot(out, skip=(STAGING_DIR,)) == before
     report = verify_output(out)
     assert [p.path for p in report.problems] == [STAGING_DIR]  # the old dataset is fine; the unfinished run is said
+    result = sample(voc_copy, out, *SAME, scheduler=dask_address)  # the old command again: it drops the other run
+    assert result.exit_code == 0 and "removing an unfinished --overwrite run" in result.output, result.output
+    assert snapshot(out) == before and verify_output(out).ok
 
+    result = sample(voc_copy, out, *OTHER, "--overwrite", scheduler=dask_address)
+    assert result.exit_code == 1 and snapshot(out, skip=(STAGING_DIR,)) == before
     shutil.copyfile(synth_root / "JPEGImages" / f"{key}.jpg", jpeg)
     result = sample(voc_copy, out, *OTHER, "--overwrite", scheduler=dask_address)
     assert result.exit_code == 0, result.output

@@ -231,6 +231,8 @@ def test_verify_streams_a_remote_dataset_through_the_one_reader(train_shards: Pa
         for location in (f"{url}/{MANIFEST_NAME}", f"{url}/", f"pipe:cat {out / MANIFEST_NAME}"):
             result = invoke("verify", location)
             assert result.exit_code == 0 and f"OK: every shard in {location} matches" in result.output, result.output
+        result = invoke("inspect", f"{url}/", "--png", tmp_path / "remote.png")
+        assert result.exit_code == 0 and (tmp_path / "remote.png").is_file(), result.output
         (out / "train-000002.tar").unlink()
         with open(out / "train-000000.tar", "r+b") as f:
             f.seek(700)
