@@ -75,6 +75,12 @@ def planned_shard_names(record: dict[str, Any]) -> set[str]:
         return set()
 
 
+def _is_shard_name(name: object) -> bool:
+    """Whether `name` is a bare file name with a shard format's suffix (nothing else is ever taken as a run's shard)."""
+    suffixes = tuple(f.suffix for f in FORMATS.values())
+    return isinstance(name, str) and Path(name).name == name and name.endswith(suffixes)
+
+
 def manifest_shard_names(folder: Path) -> set[str] | None:
     """The shard files (names with a shard format's suffix) `folder/manifest.json` lists, when it is recognisably a
     manifest of this tool; else None (no manifest, or someone else's `manifest.json`). Lenient on purpose: an old or
@@ -86,9 +92,7 @@ def manifest_shard_names(folder: Path) -> set[str] | None:
     if not (isinstance(d, dict) and {"schema_version", "tool_version", "shards"} <= d.keys()
             and isinstance(d["shards"], list)):
         return None
-    suffixes = tuple(f.suffix for f in FORMATS.values())
-    paths = (s.get("path") for s in d["shards"] if isinstance(s, dict))
-    return {p for p in paths if isinstance(p, str) and Path(p).name == p and p.endswith(suffixes)}
+    return {s["path"] for s in d["shards"] if isinstance(s, dict) and _is_shard_name(s.get("path"))}
 
 
 def recorded_names(folder: Path) -> set[str]:
@@ -98,7 +102,8 @@ def recorded_names(folder: Path) -> set[str]:
     sidecars = folder / SIDECAR_DIR
     names = {LOCK_NAME} | planned_shard_names(record or {}) | (listed or set())
     if sidecars.is_dir():
-        names |= {SIDECAR_DIR} | {p.name.removesuffix(SIDECAR_SUFFIX) for p in sidecars.glob(f"*{SIDECAR_SUFFIX}")}
+        shards = (p.name.removesuffix(SIDECAR_SUFFIX) for p in sidecars.glob(f"*{SIDECAR_SUFFIX}"))
+        names |= {SIDECAR_DIR} | {n for n in shards if _is_shard_name(n)}
     if record is not None:
         names.add(JOB_FILE)
     if listed is not None or record is not None:
