@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from click.testing import CliRunner, Result
 
 import ifcn.pipeline.orchestrate as orchestrate
 import ifcn.pipeline.replace as replace
+from ifcn.errors import DiskFullError
 from ifcn.io import file_sha256
 from ifcn.lock import FolderLockedError
 from ifcn.pipeline.cli import main
@@ -399,6 +401,22 @@ def test_10_a_full_disk_stops_with_one_line_and_keeps_what_was_written(train_sha
     monkeypatch.undo()  # space freed: the same command finishes the job, keeping what was written
     result = run_sample(job(synth_root, out, in_process_cluster), log=lambda m: None)
     assert (result.shards_kept, result.shards_written) == (len(finished), 3 - len(finished))
+    assert (out / MANIFEST_NAME).read_bytes() == (train_shards / MANIFEST_NAME).read_bytes()
+
+
+def test_10_a_full_disk_at_the_manifest_is_one_line_too(train_shards: Path, synth_root: Path, tmp_path: Path,
+                                                         dask_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = copy(train_shards, tmp_path)
+    (out / MANIFEST_NAME).unlink()  # a run that stopped before its manifest; now the disk fills up writing it
+
+    def no_space(folder: Path, manifest) -> Path:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / MANIFEST_NAME))
+
+    monkeypatch.setattr(orchestrate, "write_manifest", no_space)
+    with pytest.raises(DiskFullError, match=rf"^{re.escape(str(out))}: the disk is full .* MB more are needed"):
+        run_sample(job(synth_root, out, dask_address), log=lambda m: None)
+    monkeypatch.undo()
+    assert run_sample(job(synth_root, out, dask_address), log=lambda m: None).shards_kept == 3
     assert (out / MANIFEST_NAME).read_bytes() == (train_shards / MANIFEST_NAME).read_bytes()
 
 
