@@ -2,7 +2,8 @@
 
 Atomic creation writes under a temporary name in the target folder, fsyncs, then renames, so a reader (or a resumed
 run) sees either no file or a complete one under its final name, never a partial one. Temporary names start with
-`.tmp-` and end with a random suffix, so `remove_own_temporaries` can tell a tool's own leftovers from a user's files.
+`.tmp-` and end with 8 random hex digits, so `remove_own_temporaries` can tell a tool's own leftovers (the temporary
+of a file it writes, under that exact pattern) from a user's files.
 """
 
 from __future__ import annotations
@@ -10,18 +11,36 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 TMP_PREFIX = ".tmp-"
+_TEMPORARY = re.compile(re.escape(TMP_PREFIX) + r"(?P<final>.+)\.[0-9a-f]{8}")
 
 
 def temporary_name(final: Path) -> Path:
     """The temporary sibling `final` is written under: `.tmp-<name>.<8 hex digits>`."""
     return final.with_name(f"{TMP_PREFIX}{final.name}.{uuid.uuid4().hex[:8]}")
+
+
+def temporary_target(name: str) -> str | None:
+    """The final file name that `name` is the temporary of (`.tmp-train-000001.tar.1a2b3c4d` -> `train-000001.tar`),
+    or None when `name` is not a temporary name as `temporary_name` makes them."""
+    match = _TEMPORARY.fullmatch(name)
+    return None if match is None else match["final"]
+
+
+def remove_own_temporaries(folder: Path, finals: Container[str]) -> list[Path]:
+    """Remove from `folder` the temporaries of the files named in `finals` (the files the caller writes there), left by
+    a writer that was killed; anything else, a user's `.tmp-holiday.jpg` included, stays. Returns what was removed."""
+    removed = [p for p in Path(folder).glob(f"{TMP_PREFIX}*") if temporary_target(p.name) in finals and p.is_file()]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
 
 
 @contextmanager

@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 
-from ifcn.pipeline.clicks import COUNT_MODES, ClickConfig
-from ifcn.pipeline.orchestrate import ON_ERROR, SampleJob, SampleResult, run_sample
+from ifcn.cores import usable_cores
+from ifcn.pipeline.clicks import COUNT_MODES, MAX_OBJECT_ID, ClickConfig
+from ifcn.pipeline.orchestrate import MAX_WORKERS_PER_CORE, ON_ERROR, SampleJob, SampleResult, run_sample
 from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD
 from ifcn.pipeline.sources import SOURCES
 from ifcn.shards.formats import FORMATS
@@ -115,19 +116,24 @@ def _summary(result: SampleResult) -> str:
               help="Shard format.")
 @click.option("--images-per-shard", type=int, default=DEFAULT_IMAGES_PER_SHARD, show_default=True,
               help="Images per shard (one shard = one task).")
-@click.option("--workers", type=int, default=None, help="Local worker processes [default: number of cores].")
+@click.option("--workers", type=int, default=None,
+              help=f"Worker processes of the local Dask cluster, one core each, at most {MAX_WORKERS_PER_CORE} per "
+              f"core; not with --scheduler [default: the cores this process may use ({usable_cores()} here), at most "
+              "one per shard].")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Run on the existing Dask cluster of this scheduler (paths must be visible to its workers).")
 @click.option("--on-error", type=click.Choice(ON_ERROR), default="fail", show_default=True,
               help="fail: stop at the first bad image; skip: leave it out and record it in the manifest.")
-@click.option("--overwrite", is_flag=True, help="Replace shards made with other parameters in OUT.")
+@click.option("--overwrite", is_flag=True, help="Replace the shards of an earlier run with other parameters in OUT "
+              "(only what that run recorded; the old dataset stays until the new one is complete).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def sample(source: str, root: Path | None, voc_root: Path | None, coco_images: Path | None, coco_json: Path | None,
            split: str | None, out: Path, seed: int, fmt: str, images_per_shard: int, workers: int | None,
            scheduler: str | None, on_error: str, overwrite: bool, no_progress: bool, **click_options: Any) -> None:
     """Sample click pairs for every object of a split and write shards plus manifest.json to OUT.
 
-    Rerunning the same command after an interruption keeps the finished shards and writes the rest.
+    Rerunning the same command after an interruption keeps the finished shards and writes the rest. One job at a time
+    writes to OUT: a second one is refused, naming the first.
     """
     try:
         if coco_images is not None:
@@ -135,50 +141,55 @@ def sample(source: str, root: Path | None, voc_root: Path | None, coco_images: P
                 raise ValueError("--coco-images is the --root of --source coco; pass one of them, with --source coco")
             root = coco_images
         config = ClickConfig(**click_options)
-        extra = {} if workers is None else {"workers": workers}
         job = SampleJob(source=source, root=root, voc_root=voc_root, coco_json=coco_json, split=split, out=out,
-                        clicks=config, seed=seed, format=fmt,
-                        images_per_shard=images_per_shard, scheduler=scheduler, on_error=on_error,
-                        overwrite=overwrite, progress=not no_progress, **extra)
+                        clicks=config, seed=seed, format=fmt, images_per_shard=images_per_shard, workers=workers,
+                        scheduler=scheduler, on_error=on_error, overwrite=overwrite, progress=not no_progress)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     try:
         result = run_sample(job, log=lambda message: click.echo(message, err=True))
-    except (ValueError, OSError) as e:  # InputError, another job's folder, unreachable cluster, unwritable disk
+    except (ValueError, OSError) as e:  # bad input, another job or writer, no cluster, full or unwritable disk
         raise click.ClickException(str(e)) from None
     click.echo(_summary(result))
 
 
 @main.command()
-@click.argument("out", type=click.Path(path_type=Path))
-def verify(out: Path) -> None:
-    """Recompute sizes, checksums and counts of every shard in OUT against its manifest."""
+@click.argument("shards")
+def verify(shards: str) -> None:
+    """Check the dataset SHARDS (a folder holding manifest.json, the manifest file, or its http(s):// or pipe: URL)
+    against its manifest: every shard's size, sha256, samples and counts; in a folder, also files left over by
+    interrupted runs. Exit status 1 when anything is wrong."""
     from ifcn.pipeline.verify import verify_output
 
     try:
-        problems = verify_output(out)
+        report = verify_output(shards)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
-    for problem in problems:
+    for problem in report.problems:
         click.echo(f"BAD {problem}")
-    if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) in {out}; rerun `ifcn-prep sample` with the same "
-                                   "options to rewrite bad or missing shards")
-    click.echo(f"OK: every shard in {out} matches its manifest")
+    for name in report.other_files or ():
+        click.echo(f"NOTE {name}: not part of the dataset (left alone)")
+    if not report.ok:
+        raise click.ClickException(f"{len(report.problems)} problem(s) in {shards}; rerun `ifcn-prep sample` with the "
+                                   "same options to rewrite bad or missing shards and remove its leftovers")
+    where = "" if report.other_files is None else ", and nothing is left over from a writer"
+    click.echo(f"OK: every shard in {shards} matches its manifest{where}")
 
 
 @main.command()
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("shards")
 @click.option("--key", default=None, help="Sample to draw [default: the first sample of the first shard].")
-@click.option("--object", "object_id", type=int, default=None, help="Object id [default: the first with clicks].")
+@click.option("--object", "object_id", type=click.IntRange(1, MAX_OBJECT_ID), default=None,
+              help="Object id [default: the first with clicks].")
 @click.option("--pair", type=click.IntRange(min=0), default=0, show_default=True, help="Click pair to draw.")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output PNG file.")
-def inspect(out: Path, key: str | None, object_id: int | None, pair: int, png: Path) -> None:
-    """Draw one sample of the shards in OUT (folder, manifest or shard pattern) with its clicks to a PNG."""
+def inspect(shards: str, key: str | None, object_id: int | None, pair: int, png: Path) -> None:
+    """Draw one sample of SHARDS (a folder holding manifest.json, a manifest, a shard pattern, or their URLs) with its
+    clicks to a PNG."""
     from ifcn.pipeline.preview import inspect_output
 
     try:
-        view = inspect_output(out, png, key=key, object_id=object_id, pair=pair)
+        view = inspect_output(shards, png, key=key, object_id=object_id, pair=pair)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{png}: {view.title}")

@@ -63,26 +63,42 @@ _NO_CLICKS = np.zeros((0, 2), dtype=np.int64)
 _NO_CLICKS.setflags(write=False)  # shared: returned as is, never to be filled in
 #: Rejection tries before falling back to an exact pick among the allowed candidates (see `_draw_allowed`).
 _REJECTION_TRIES = 16
+#: Upper limits of the click options, far above any sensible value (spec §2: 15 pairs, 5-10 clicks, d = 40), so that
+#: a typo (`--pairs 100000`) stops at once instead of writing shards for days.
+MAX_PAIRS = 1000
+MAX_CLICKS = 100
+MAX_DISTANCE = 10_000
+MAX_MIN_AREA = MAX_DISTANCE * MAX_DISTANCE
+#: Seeds up to 2**63 - 1, which every JSON reader and int64 column takes.
+MAX_SEED = 2**63 - 1
 
 
 def _option(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def _valid_number(field: str, value: object, minimum: float) -> float:
+def _check_maximum(field: str, value: float, maximum: float | None, why: str) -> None:
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{_option(field)} must be at most {maximum:,} (got {value!r}): {why}")
+
+
+def _valid_number(field: str, value: object, minimum: float, maximum: float | None = None, why: str = "") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{_option(field)} must be a finite number (got {value!r})")
     if value < minimum:
         raise ValueError(f"{_option(field)} must be at least {minimum:g} (got {value!r})")
+    _check_maximum(field, value, maximum, why)
     return float(value)
 
 
-def valid_int(field: str, value: object, minimum: int) -> int:
-    """`value` as an int when it is a whole number ≥ minimum; else a ValueError naming the CLI option of `field`."""
+def valid_int(field: str, value: object, minimum: int, maximum: int | None = None, why: str = "") -> int:
+    """`value` as an int when it is a whole number within minimum..maximum; else a ValueError naming the CLI option of
+    `field` (and `why` an upper limit exists: an absurd value would run for days or exhaust memory, not fail)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{_option(field)} must be a whole number (got {value!r})")
     if value < minimum:
         raise ValueError(f"{_option(field)} must be at least {minimum} (got {value!r})")
+    _check_maximum(field, value, maximum, why)
     return int(value)
 
 
@@ -107,13 +123,17 @@ class ClickConfig:
     def __post_init__(self) -> None:
         # Normalise types too, so that `to_dict` (stored in the manifest) is the same for 5 and 5.0.
         for field in ("d_margin", "d_step", "d"):
-            object.__setattr__(self, field, _valid_number(field, getattr(self, field), 0))
-        for field in ("n_pos", "n_neg1", "n_neg2", "n_neg3", "pairs"):
-            object.__setattr__(self, field, valid_int(field, getattr(self, field), 1))
-        object.__setattr__(self, "min_area", valid_int("min_area", self.min_area, 0))
-        object.__setattr__(self, "min_box_fill", _valid_number("min_box_fill", self.min_box_fill, 0))
-        if self.min_box_fill > 1:
-            raise ValueError(f"--min-box-fill must be at most 1 (got {self.min_box_fill:g})")
+            object.__setattr__(self, field, _valid_number(field, getattr(self, field), 0, MAX_DISTANCE,
+                                                          "a distance in pixels, longer than any image side"))
+        for field in ("n_pos", "n_neg1", "n_neg2", "n_neg3"):
+            object.__setattr__(self, field, valid_int(field, getattr(self, field), 1, MAX_CLICKS,
+                                                      "clicks of one kind per pair (the paper uses 5 to 10)"))
+        object.__setattr__(self, "pairs", valid_int("pairs", self.pairs, 1, MAX_PAIRS,
+                                                    "click pairs per object (15 for training, 1 for validation)"))
+        object.__setattr__(self, "min_area", valid_int("min_area", self.min_area, 0, MAX_MIN_AREA,
+                                                       "pixels, more than any image has"))
+        object.__setattr__(self, "min_box_fill", _valid_number("min_box_fill", self.min_box_fill, 0, 1,
+                                                             "a fraction of the object's bounding box"))
         if not self.d > self.d_margin:
             raise ValueError(f"--d must be greater than --d-margin (got --d {self.d:g}, --d-margin {self.d_margin:g})")
         if self.count_mode not in COUNT_MODES:
@@ -128,7 +148,7 @@ def image_rng(seed: int, key: str) -> np.random.Generator:
 
     The key enters through sha256 (Python's `hash()` of a str changes from one process to the next).
     """
-    seed = valid_int("seed", seed, 0)
+    seed = valid_int("seed", seed, 0, MAX_SEED)
     digest = hashlib.sha256(key.encode("utf-8")).digest()
     return np.random.default_rng(np.random.SeedSequence([seed, int.from_bytes(digest[:16], "little")]))
 

@@ -1,29 +1,36 @@
 """`ifcn-prep sample` as one typed call: check everything, then one Dask task per shard, then the manifest.
 
 Order matters for the user's data: options, the source's layout, the split and the output folder are all checked
-before anything is written, so bad input never touches what OUT already holds. Tasks run on a local cluster of worker
-processes, or on an existing cluster given by its scheduler address; the manifest is written last, atomically.
+before anything is written, so bad input never touches what OUT already holds. The driver then holds OUT's lock for
+the whole job (Dask workers write into OUT, and a second writer would delete their files), so a second job on the
+same folder is refused. Tasks run on a local cluster of worker processes, or on an existing cluster given by its
+scheduler address; the manifest is written last, atomically. A full disk stops the job with one line
+(`DiskFullError`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ifcn import __version__
-from ifcn.errors import InputError
-from ifcn.pipeline.clicks import ClickConfig, valid_int
-from ifcn.pipeline.resume import check_output, claim_output, fingerprint
+from ifcn.cores import usable_cores
+from ifcn.errors import DiskFullError, InputError, is_disk_full
+from ifcn.lock import output_lock
+from ifcn.pipeline.clicks import MAX_SEED, ClickConfig, valid_int
+from ifcn.pipeline.replace import STAGING_DIR, commit, finish_interrupted_swap, staging_folder
+from ifcn.pipeline.resume import check_output, claim_output, fingerprint, remove_temporaries
 from ifcn.pipeline.shard import ShardResult, ShardTask, build_shard
-from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards
+from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards, shard_name
 from ifcn.pipeline.sources import SourceSpec, get_source, resolve_split
 from ifcn.shards.formats import get_format
 from ifcn.shards.manifest import SCHEMA_VERSION, Manifest, Source, Totals, write_manifest
@@ -32,10 +39,14 @@ ON_ERROR = ("fail", "skip")
 #: Retries of a task that raised (a worker that died is rescheduled by the scheduler on its own).
 TASK_RETRIES = 2
 WORKER_WAIT_S = 60
-
-
-def _default_workers() -> int:
-    return os.cpu_count() or 1
+#: Local worker processes per usable core at most: more only compete for the same cores (and memory).
+MAX_WORKERS_PER_CORE = 4
+#: At most this many images per shard: a shard is built in one worker's memory (VOC: about 0.15 MB per image).
+MAX_IMAGES_PER_SHARD = 10_000
+#: What `ifcn-prep sample` says about itself in the folder lock (a second writer's message names it).
+LOCK_HOLDER = "ifcn-prep sample"
+#: Space a driver-side write (job file, manifest, swap journal) needs at most.
+DRIVER_WRITE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,8 @@ class SampleJob:
     seed: int = 0
     format: str = "webdataset"
     images_per_shard: int = DEFAULT_IMAGES_PER_SHARD
-    workers: int = field(default_factory=_default_workers)
+    #: Local worker processes; None: one per usable core (at most one per shard). Not with `scheduler`.
+    workers: int | None = None
     scheduler: str | None = None
     on_error: str = "fail"
     overwrite: bool = False
@@ -65,8 +77,16 @@ class SampleJob:
 
     def __post_init__(self) -> None:
         get_format(self.format)
-        for name, minimum in (("seed", 0), ("images_per_shard", 1), ("workers", 1)):
-            valid_int(name, getattr(self, name), minimum)
+        valid_int("seed", self.seed, 0, MAX_SEED)
+        valid_int("images_per_shard", self.images_per_shard, 1, MAX_IMAGES_PER_SHARD,
+                  why="a shard is built in one worker's memory")
+        if self.workers is not None:
+            if self.scheduler:
+                raise ValueError("--workers sets the size of the local cluster; with --scheduler the cluster's own "
+                                 "workers run the tasks: leave out --workers")
+            valid_int("workers", self.workers, 1, MAX_WORKERS_PER_CORE * usable_cores(),
+                      why=f"this machine lets the job use {usable_cores()} cores and more processes only compete for "
+                      "them; run a Dask cluster and pass --scheduler to use more machines")
         if self.on_error not in ON_ERROR:
             raise ValueError(f"--on-error must be one of {', '.join(ON_ERROR)} (got {self.on_error!r})")
         get_source(self.source)
@@ -160,18 +180,21 @@ def local_cluster(workers: int) -> Any:
                         silence_logs=logging.ERROR, preload=[build_shard.__module__])
 
 
-def _run_tasks(client: Any, tasks: list[ShardTask], progress: bool, split: str) -> list[ShardResult]:
-    """Submit one task per shard and collect the results; stop at the first bad input (`--on-error fail`)."""
+def _run_tasks(client: Any, tasks: list[ShardTask], progress: bool, out: Path) -> list[ShardResult]:
+    """Submit one task per shard and collect the results; stop at the first bad input (`--on-error fail`) or full
+    disk (`DiskFullError` for `out`, the folder the user named)."""
     from distributed import as_completed
     from tqdm import tqdm
 
     futures = [client.submit(build_shard, task, pure=False, retries=TASK_RETRIES) for task in tasks]
     results: list[ShardResult] = []
     try:
-        with tqdm(total=len(futures), desc=f"{split} shards", unit="shard", disable=not progress,
+        with tqdm(total=len(futures), desc=f"{tasks[0].split} shards", unit="shard", disable=not progress,
                   file=sys.stderr) as bar:
             for future in as_completed(futures):
                 result: ShardResult = future.result()
+                if is_disk_full(result.error):
+                    raise _disk_full(out, tasks, results, result)
                 if result.error is not None:
                     raise result.error
                 results.append(result)
@@ -179,6 +202,29 @@ def _run_tasks(client: Any, tasks: list[ShardTask], progress: bool, split: str) 
     finally:
         client.cancel(futures)
     return sorted(results, key=lambda r: r.index)
+
+
+def _disk_full(out: Path, tasks: list[ShardTask], finished: list[ShardResult], failed: ShardResult) -> DiskFullError:
+    """The one-line error for a shard that did not fit: the space the unfinished shards need, estimated from the
+    bytes per image of the shard that failed (its samples were in memory, so its size was known)."""
+    done = {r.index for r in finished}
+    images = {t.spec.index: len(t.spec.ids) for t in tasks}
+    unfinished = sum(n for index, n in images.items() if index not in done)
+    needed = max(failed.needed_bytes * unfinished // max(images[failed.index], 1), DRIVER_WRITE_BYTES)
+    return DiskFullError(out, needed, f"free space there or choose another --out, then rerun the same command: the "
+                         f"{len(finished)} shards finished are kept")
+
+
+@contextmanager
+def _disk_full_as_one_line(out: Path) -> Iterator[None]:
+    """A full disk met by the driver's own writes (job file, manifest, swap journal) as a `DiskFullError`."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, DiskFullError) or not is_disk_full(e):
+            raise
+        raise DiskFullError(out, DRIVER_WRITE_BYTES, "free space there or choose another --out, then rerun the same "
+                            "command: the finished shards are kept") from None
 
 
 def _manifest(job: SampleJob, source: Source, results: list[ShardResult]) -> Manifest:
@@ -196,10 +242,12 @@ def _manifest(job: SampleJob, source: Source, results: list[ShardResult]) -> Man
 
 def run_sample(job: SampleJob, log: Callable[[str], None] = _stderr) -> SampleResult:
     """Turn one split of a source into shards plus `manifest.json` under `job.out`; resume what a previous run of the
-    same job left. Raises InputError (bad input data), ValueError (bad options or another job's folder) or
-    ConnectionError (cluster unreachable). All are raised before anything is written, except an InputError that only
-    reading an image reveals (a corrupt file under `--on-error fail`): the shards finished by then stay, with their
-    sidecars, for the rerun after the fix, and no manifest is written."""
+    same job left. Raises InputError (bad input data), ValueError (bad options, another job's folder, a user's file in
+    the way, another live writer: `FolderLockedError`), ConnectionError (cluster unreachable) or `DiskFullError`.
+    All are raised before anything is written, except an InputError that only reading an image reveals (a corrupt
+    file under `--on-error fail`) and a full disk: the shards finished by then stay, with their sidecars, for the rerun
+    after the fix, and no manifest is written. With `overwrite`, another job's dataset in OUT stays whole until the
+    new one is complete (see `ifcn.pipeline.replace`)."""
     start = time.perf_counter()
     split = str(job.split)
     listing = get_source(job.source).list_split(job.source_spec, split)
@@ -217,18 +265,56 @@ def run_sample(job: SampleJob, log: Callable[[str], None] = _stderr) -> SampleRe
                     name=job.source, annotation_file=listing.annotation_file,
                     annotation_sha256=listing.annotation_sha256)
     record = {"tool_version": __version__, "params": job.params, "source": asdict(source)}
-    check_output(out, record, job.overwrite)
     plan = plan_shards(keys, job.images_per_shard, job.seed)
-    job_id = fingerprint(record)
+    names = [shard_name(split, spec.index, get_format(job.format).suffix) for spec in plan]
     refs = {ref.key: ref for ref in listing.refs}
-    tasks = [ShardTask(spec, tuple(refs[k] for k in spec.ids), job.source, listing.root, out, split, job.clicks,
-                       job.format, job.on_error, job_id) for spec in plan]
-    with dask_client(job.scheduler, min(job.workers, len(tasks))) as client:
-        ready = time.perf_counter()
-        claim_output(out, record, job.overwrite)
-        results = _run_tasks(client, tasks, job.progress, split)
-        work = time.perf_counter() - ready
-    manifest = _manifest(job, source, results)
-    write_manifest(out, manifest)
+    with _locked(out):
+        if finish_interrupted_swap(out):
+            log(f"{out}: finished replacing the dataset, which an earlier --overwrite run was killed doing")
+        replacing = check_output(out, record, names, job.overwrite)
+        folder = staging_folder(out, record, log) if replacing else out
+        job_id = fingerprint(record)
+        tasks = [ShardTask(spec, tuple(refs[k] for k in spec.ids), job.source, listing.root, folder, split, job.clicks,
+                           job.format, job.on_error, job_id) for spec in plan]
+        workers = usable_cores() if job.workers is None else job.workers
+        with dask_client(job.scheduler, min(workers, len(tasks))) as client:
+            ready = time.perf_counter()
+            claim_output(folder, record, names)
+            try:
+                results = _run_tasks(client, tasks, job.progress, out)
+            except BaseException:
+                if replacing:
+                    log(f"{out}: the dataset there is unchanged; the new one stays unfinished in {folder}, where a "
+                        "rerun of the same command resumes it")
+                raise
+            work = time.perf_counter() - ready
+        manifest = _manifest(job, source, results)
+        write_manifest(folder, manifest)
+        if replacing:
+            commit(out, folder)
+        _tidy(out, names, log)
     kept = sum(r.reused for r in results)
     return SampleResult(out, manifest, time.perf_counter() - start, ready - start, work, len(results) - kept, kept)
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold `out`'s lock for the block, with a full disk as one line. A folder the lock had to create is removed
+    again when the job stops having written nothing into it (another job's lock, an unreachable cluster)."""
+    created = not out.exists()
+    try:
+        with output_lock(out, LOCK_HOLDER), _disk_full_as_one_line(out):
+            yield
+    finally:
+        if created:
+            with suppress(OSError):  # not empty: the job wrote something, which stays
+                out.rmdir()
+
+
+def _tidy(out: Path, names: list[str], log: Callable[[str], None]) -> None:
+    """After the manifest: remove the temporaries killed writers of this job left (a Dask worker that died while
+    writing a shard, whose task then ran elsewhere), and an unfinished `--overwrite` run of other parameters."""
+    remove_temporaries(out, names)
+    if (out / STAGING_DIR).is_dir():
+        log(f"{out}: removing an unfinished --overwrite run of other parameters ({out / STAGING_DIR})")
+        shutil.rmtree(out / STAGING_DIR)

@@ -52,7 +52,7 @@ def _choose(sample: Sample, object_id: int | None) -> ObjectClicks | None:
         return kept[object_id]
     skipped = {s.id: s.reason for s in sample.clicks.skipped}
     why = f"it was skipped ({skipped[object_id]})" if object_id in skipped else "no such object"
-    raise ValueError(f"{sample.key}: object {object_id} has no clicks: {why}; objects with clicks: {sorted(kept)}")
+    raise ValueError(f"{sample.key}: object {object_id} has no clicks: {why}; pass --object with one of {sorted(kept)}")
 
 
 def output_size(height: int, width: int) -> tuple[int, int]:
@@ -67,7 +67,8 @@ def draw_sample(sample: Sample, png: Path, object_id: int | None = None, pair: i
     height, width = image.shape[:2]
     obj = _choose(sample, object_id)
     if obj is not None and not 0 <= pair < len(obj.pairs):
-        raise ValueError(f"{sample.key}: object {obj.id} has pairs 0..{len(obj.pairs) - 1}, not {pair}")
+        raise ValueError(f"{sample.key}: object {obj.id} has pairs 0..{len(obj.pairs) - 1}, not {pair}; choose --pair "
+                         "within them")
     out_w, out_h = output_size(height, width)
     fig = blank_figure(out_w / DPI, out_h / DPI)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0 - TITLE_PX / out_h))

@@ -3,8 +3,8 @@
 The task carries ids (with the little each source needs to find an image's files), the seed and the job's options
 only (spec §7); it reads the pixels itself. A shard that a previous
 run of the same job finished (sidecar present, checksum valid) is kept as it is, so a rerun only writes what is missing.
-Bad input is returned, not raised: a deterministic error must not be retried, and with `--on-error fail` the driver
-stops the whole job on it.
+Bad input and a full disk are returned, not raised: retrying either would only fail again, and the driver stops the
+whole job on them (bad input only under `--on-error fail`). A full disk leaves no partial file behind.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import cv2
 
-from ifcn.errors import InputError
+from ifcn.errors import InputError, is_disk_full
 from ifcn.io import atomic_path, file_sha256
 from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.resume import ShardRecord, complete_shard, sidecar_path, write_sidecar
@@ -51,13 +51,15 @@ class ShardTask:
 
 @dataclass(frozen=True)
 class ShardResult:
-    """A task's outcome: the shard's record (None when the task stopped on bad input), whether an existing shard was
-    kept, and the error that stopped it under `--on-error fail`."""
+    """A task's outcome: the shard's record (None when the task stopped), whether an existing shard was kept, and the
+    error that stopped it: an `InputError` under `--on-error fail`, or the `OSError` of a full disk, with the bytes
+    the shard needed (so that the driver can tell the user how much space the job needs)."""
 
     index: int
     record: ShardRecord | None
     reused: bool = False
-    error: InputError | None = None
+    error: Exception | None = None
+    needed_bytes: int = 0
 
 
 def dask_setup(worker: Any) -> None:
@@ -91,6 +93,17 @@ def build_shard(task: ShardTask) -> ShardResult:
             if task.on_error == "fail":
                 return ShardResult(task.spec.index, None, error=error)
             skipped_images.append(skipped_image(error, ref.key))
+    try:
+        return ShardResult(task.spec.index, _write(task, samples, skipped_images))
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        needed = sum(len(data) for s in samples for data in s.to_fields().values())
+        return ShardResult(task.spec.index, None, error=error, needed_bytes=needed)
+
+
+def _write(task: ShardTask, samples: list[Sample], skipped_images: list[SkippedImage]) -> ShardRecord:
+    """Write the shard under a temporary name, rename it, then write its sidecar; return its record."""
     final = task.out / task.name
     with atomic_path(final) as tmp:
         get_format(task.format).write(tmp, samples)
@@ -102,4 +115,4 @@ def build_shard(task: ShardTask) -> ShardResult:
     skipped_objects = Counter(o.reason for s in samples for o in s.clicks.skipped)
     record = ShardRecord(entry, dict(sorted(skipped_objects.items())), tuple(skipped_images))
     write_sidecar(task.out, record, task.job_id)
-    return ShardResult(task.spec.index, record)
+    return record

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ifcn.pipeline.clicks import MAX_SEED
 from ifcn.shards.records import VOID
 
 #: Ids look like VOC's (`2008_000123`) but use a year no real VOC image has, so they never collide.
@@ -40,6 +41,8 @@ LINEAR_SIZE_RANGE = (0.06, 0.75)
 LANDSCAPE_PROB = 0.7
 SHORT_SIDE_RATIOS = (0.75, 0.666, 0.8, 0.6, 0.9, 1.0)
 SHORT_SIDE_PROBS = (0.6, 0.2, 0.06, 0.06, 0.04, 0.04)
+#: Limits of the generated image size (VOC: 500 px).
+MIN_LONG_SIDE, MAX_LONG_SIDE = 32, 4096
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,16 @@ class SynthConfig:
     void_object_prob: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ValueError(f"seed must be ≥ 0, got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"--seed must be within 0..{MAX_SEED}, got {self.seed}")
         if self.train_images < 0 or self.val_images < 0 or self.train_images + self.val_images < 1:
-            raise ValueError("train_images and val_images must be ≥ 0 and together ≥ 1")
+            raise ValueError("--train-images and --val-images must be ≥ 0 and together ≥ 1")
         if self.train_images + self.val_images > 999_999:
-            raise ValueError("at most 999999 images (ids have six digits, like VOC's)")
-        if self.long_side < 32:
-            raise ValueError(f"long_side must be ≥ 32 pixels, got {self.long_side}")
+            raise ValueError("--train-images and --val-images: at most 999999 images in all (ids have six digits, "
+                             "like VOC's)")
+        if not MIN_LONG_SIDE <= self.long_side <= MAX_LONG_SIDE:
+            raise ValueError(f"--long-side must be within {MIN_LONG_SIDE}..{MAX_LONG_SIDE} pixels (VOC: 500), got "
+                             f"{self.long_side}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be within 1..100, got {self.jpeg_quality}")
         if self.void_width < 0 or (self.void_width > 0 and self.void_width % 2 == 0):

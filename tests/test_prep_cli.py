@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dask
@@ -18,6 +21,8 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
+import ifcn.pipeline.orchestrate as orchestrate
+from ifcn.cores import usable_cores
 from ifcn.io import file_sha256
 from ifcn.pipeline.cli import main
 from ifcn.pipeline.sources.voc import read_split
@@ -205,6 +210,65 @@ def test_verify_cli_reports_each_bad_shard(train_shards: Path, tmp_path: Path) -
     assert invoke("verify", tmp_path / "nowhere").exit_code == 1
 
 
+@contextlib.contextmanager
+def _http_server(folder: Path) -> Iterator[str]:
+    """Serve `folder` on 127.0.0.1 (a free port) from a thread; yields the base URL."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            thread.join()
+
+
+def test_verify_streams_a_remote_dataset_through_the_one_reader(train_shards: Path, tmp_path: Path) -> None:
+    out = Path(shutil.copytree(train_shards, tmp_path / "out"))
+    with _http_server(out) as url:
+        for location in (f"{url}/{MANIFEST_NAME}", f"{url}/", f"pipe:cat {out / MANIFEST_NAME}"):
+            result = invoke("verify", location)
+            assert result.exit_code == 0 and f"OK: every shard in {location} matches" in result.output, result.output
+        result = invoke("inspect", f"{url}/", "--png", tmp_path / "remote.png")
+        assert result.exit_code == 0 and (tmp_path / "remote.png").is_file(), result.output
+        (out / "train-000002.tar").unlink()
+        with open(out / "train-000000.tar", "r+b") as f:
+            f.seek(700)
+            f.write(b"\x00\x01")
+        result = invoke("verify", f"{url}/{MANIFEST_NAME}")
+    assert result.exit_code == 1, result.output
+    assert "BAD train-000000.tar: sha256" in result.output
+    assert f"BAD train-000002.tar: could not be read from {url}/train-000002.tar" in result.output
+    result = invoke("verify", "http://127.0.0.1:9/train-{000000..000001}.tar")
+    assert result.exit_code == 1 and "verify compares shards with their manifest" in result.output
+
+
+def test_verify_and_inspect_name_their_input_shards() -> None:
+    for command in ("verify", "inspect"):
+        result = invoke(command, "--help")
+        assert f"{command} [OPTIONS] SHARDS" in result.output and "OUT" not in result.output, result.output
+
+
+def test_workers_default_to_the_usable_cores_and_never_more_than_shards(synth_root: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[int] = []
+
+    @contextlib.contextmanager
+    def no_cluster(scheduler: str | None, workers: int) -> Iterator[None]:
+        asked.append(workers)
+        raise ConnectionError("no cluster in this test")
+        yield
+
+    monkeypatch.setattr(orchestrate, "dask_client", no_cluster)
+    for images_per_shard, expected in (("1", min(usable_cores(), 12)), ("12", 1)):  # 12 shards, then 1
+        result = sample(synth_root, tmp_path / "out", "--images-per-shard", images_per_shard)
+        assert result.exit_code == 1 and "no cluster in this test" in result.output, result.output
+        assert asked[-1] == expected
+    assert f"({usable_cores()} here)" in " ".join(invoke("sample", "--help").output.split())
+
+
 def test_inspect_cli_writes_a_png(train_shards: Path, tmp_path: Path) -> None:
     result = invoke("inspect", train_shards, "--png", tmp_path / "x.png", "--pair", "1")
     assert result.exit_code == 0 and "strategy" in result.output, result.output
@@ -262,3 +326,4 @@ def test_sample_runs_on_an_existing_dask_cluster(synth_root: Path, val_shards: P
         result = invoke("sample", "--voc-root", synth_root, "--split", "val", "--out", tmp_path / "x", "--scheduler",
                         f"tcp://127.0.0.1:{_free_port()}", "--no-progress")
     assert result.exit_code == 1 and "could not reach the Dask scheduler" in result.output
+    assert not (tmp_path / "x").exists()  # the folder the lock created goes again: nothing was written

@@ -82,7 +82,7 @@ def test_same_seed_gives_identical_bytes_with_1_and_2_workers(one_and_two_worker
     assert len(shard_digests(one)) == 3
     assert shard_digests(one) == shard_digests(two)
     assert (one / MANIFEST_NAME).read_bytes() == (two / MANIFEST_NAME).read_bytes()
-    assert verify_output(one) == []
+    assert verify_output(one).ok
 
 
 def test_another_seed_gives_other_clicks_on_the_same_images(synth_root: Path, train_shards: Path, dask_address: str,
@@ -161,7 +161,7 @@ def test_other_parameters_are_refused_without_overwrite(synth_root: Path, train_
     result = _run(_job(synth_root, out, format="hdf5", overwrite=True, scheduler=dask_address))
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         MANIFEST_NAME, "notes.txt", "train-000000.h5", "train-000001.h5", "train-000002.h5"]
-    assert result.manifest.format == "hdf5" and verify_output(out) == []
+    assert result.manifest.format == "hdf5" and verify_output(out).ok
     assert json.loads((out / JOB_FILE).read_text())["params"]["format"] == "hdf5"
 
 
@@ -175,12 +175,12 @@ def test_a_folder_with_shards_of_an_unknown_job_is_refused(synth_root: Path, tra
 
 def test_verify_names_corrupt_missing_and_miscounted_shards(train_shards: Path, tmp_path: Path) -> None:
     out = Path(shutil.copytree(train_shards, tmp_path / "out"))
-    assert verify_output(out) == []
+    assert verify_output(out).ok
     with open(out / "train-000001.tar", "r+b") as f:
         f.seek(700)
         f.write(b"\x00\x01")
     (out / "train-000002.tar").unlink()
-    problems = {p.path: p.problem for p in verify_output(out)}
+    problems = {p.path: p.problem for p in verify_output(out).problems}
     assert set(problems) == {"train-000001.tar", "train-000002.tar"}
     assert problems["train-000001.tar"].startswith("sha256") and problems["train-000002.tar"] == "missing"
 
@@ -188,7 +188,7 @@ def test_verify_names_corrupt_missing_and_miscounted_shards(train_shards: Path, 
     manifest["shards"][0]["samples"] += 1  # checksum still right, but the manifest lies about the content
     manifest["totals"]["images"] += 1
     (out / MANIFEST_NAME).write_text(json.dumps(manifest))
-    problems = {p.path: p.problem for p in verify_output(out)}
+    problems = {p.path: p.problem for p in verify_output(out).problems}
     assert "samples, objects, pairs" in problems["train-000000.tar"]
 
 
@@ -255,7 +255,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(larger_root: Path, dask_
     _run(_job(larger_root, fresh, images_per_shard=2, scheduler=dask_address))
     assert shard_digests(out) == shard_digests(fresh)
     assert (out / MANIFEST_NAME).read_bytes() == (fresh / MANIFEST_NAME).read_bytes()
-    assert not list(out.glob(".tmp-*")) and verify_output(out) == []
+    assert not list(out.glob(".tmp-*")) and verify_output(out).ok
 
 
 def test_job_options_are_checked(synth_root: Path, tmp_path: Path) -> None:

@@ -100,11 +100,16 @@ class Manifest:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
 
     def check_consistent(self) -> None:
-        """Raise ValueError when the manifest contradicts itself: a shard path that leaves the manifest's folder, or
-        totals that are not the sums of the shards' counts (inflated counts would make a reader repeat data)."""
+        """Raise ValueError when the manifest contradicts itself: a shard path that leaves the manifest's folder, a
+        shard listed twice, or totals that are not the sums of the shards' counts (either would make a reader repeat
+        data)."""
+        listed: set[str] = set()
         for s in self.shards:
             if not _SHARD_NAME.fullmatch(s.path) or s.path in (".", ".."):
                 raise ValueError(f"shard path {s.path!r} is not a plain file name in the manifest's folder")
+            if s.path in listed:
+                raise ValueError(f"shard {s.path!r} is listed twice")
+            listed.add(s.path)
         sums = (sum(e.samples for e in self.shards), sum(e.objects for e in self.shards),
                 sum(e.pairs for e in self.shards))
         totals = (self.totals.images, self.totals.objects, self.totals.pairs)
