@@ -62,3 +62,17 @@ def val_shards(synth_root: Path, dask_address: str, tmp_path_factory: pytest.Tem
 def train_shards_h5(synth_root: Path, dask_address: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`train_shards` in the HDF5 format (same samples). Read only."""
     return _make_shards(synth_root, tmp_path_factory.mktemp("train_shards_h5"), "train", 3, "hdf5", dask_address)
+
+
+@pytest.fixture(scope="session")
+def semantic_run(train_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a finished one-epoch semantic resnet18-8s run on `train_shards` (`last.pt`, `best.pt`,
+    `config.json`, ...). Read only: copy it to change it."""
+    from ifcn.trainer.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("semantic_run") / "run"
+    config = TrainConfig(shards=str(train_shards), val_shards=str(train_shards), out=str(out), task="semantic",
+                         arch="resnet18", stride=8, weights="none", epochs=1, crop=64, batch_size=8, workers=0,
+                         device="cpu", progress=False, val_limit=2)
+    train(config)
+    return out
