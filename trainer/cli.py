@@ -57,7 +57,7 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
 @click.option("--list-archs", is_flag=True, is_eager=True, expose_value=False, callback=_list_archs,
               help="Print the known backbones (with whether their ImageNet weights are cached) and exit.")
 @setting("--shards", help="Training shards: a folder with manifest.json, a manifest file, or a brace/glob pattern of "
-         "shard files (local, http(s):// or pipe:). Not needed with --resume.")
+         "shard files (local, http(s):// or pipe:). Not needed with --resume or --config.")
 @setting("--val-shards", help="Validation shards (same forms). Without them: no validation.")
 @setting("--task", help="What to train.")
 @setting("--arch", help="Backbone name (see --list-archs).")
@@ -84,7 +84,7 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
 @setting("--compile", is_flag=True, help="torch.compile the model.")
 @setting("--device", help="auto = CUDA when available.")
 @setting("--workers", type=int, help="DataLoader worker processes per rank that decode and augment (0 = in the "
-         "training process). The data order does not depend on it, so a resume may change it.")
+         "training process).")
 @setting("--shuffle-items", type=int, help="Shuffle buffer size, in items.")
 @setting("--seed", type=int, help="Seed of the data order, augmentation and initialisation.")
 @setting("--val-every", type=int, help="Validate every N epochs (and after the last); 0 = never.")

@@ -41,7 +41,7 @@ from ifcn.trainer.distributed import (
     shutdown,
     stop_with_launcher,
 )
-from ifcn.trainer.loop import EpochOutcome, StepSettings, train_one_epoch, training_step
+from ifcn.trainer.loop import EpochOutcome, StepSettings, train_one_epoch
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.precision import check_precision
 from ifcn.trainer.resume import load_resume_state
@@ -52,7 +52,7 @@ from ifcn.trainer.schedule import Schedule, make_scheduler
 from ifcn.trainer.tb_log import TensorBoardLog, require_tensorboard, validation_previews
 from ifcn.trainer.validation import validate_interactive, validate_semantic
 
-__all__ = ["SetupError", "TrainConfig", "TrainResult", "train", "training_step"]
+__all__ = ["SetupError", "TrainConfig", "TrainResult", "train"]
 
 #: Validation metric that selects `best.pt`, per task (higher is better).
 METRIC = {"interactive": "val_iou", "semantic": "val_miou"}

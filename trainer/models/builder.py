@@ -54,10 +54,11 @@ def classifier_with_weights(config: ModelConfig) -> tuple[nn.Module, dict[str, t
 
 def _check_options(spec: BackboneSpec, model: nn.Module, config: ModelConfig) -> None:
     if config.head == "light" and not spec.conv_fc:
-        raise ValueError(f"head='light' (a 1×1 fc6) applies to VGG and AlexNet only, not {config.backbone!r}")
+        raise ValueError(f"--head light (a 1×1 fc6) applies to VGG and AlexNet only, not {config.backbone!r}")
     if getattr(model, "transform_input", False) and config.in_channels != 3:
         raise ValueError(f"{config.backbone} with ImageNet weights re-normalises exactly 3 input channels "
-                         f"(transform_input); use in_channels=3 or another backbone")
+                         f"(transform_input), so it cannot take the click channels; use --task semantic (3 channels) "
+                         "or another --arch")
 
 
 def build_model(config: ModelConfig, *, seed: int = 0) -> FCN:
