@@ -165,12 +165,6 @@ class TrainConfig:
         d["scale_range"] = list(self.scale_range)
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """A config from stored settings (`config.json`, a checkpoint's `train_config`); other keys are ignored, and
-        a task-specific setting stored for the other task (as runs before these were optional stored them) dropped."""
-        return cls(**settings_of(d))
-
 
 def settings_of(stored: dict[str, Any]) -> dict[str, Any]:
     """The TrainConfig settings in a stored dict, the other task's task-specific settings dropped."""
