@@ -3,7 +3,7 @@
 Run: `python bench/bench_train.py [--archs resnet50,vgg16] [--crop 384] [--batch-size 32] [--steps 30]
 [--modes fp32,bf16-cl,bf16-cl-compile]`.
 
-Each measurement runs `ifcn.trainer.train.training_step` (the trainer's own step: uint8 crops and click coordinates
+Each measurement runs `ifcn.trainer.loop.training_step` (the trainer's own step: uint8 crops and click coordinates
 copied from pinned host memory, network input built on the device, forward, loss, backward, Adam) on an interactive
 FCN-8s (5 input channels, `--weights none`). Batches are pre-collated on the host, so the figures are those of the
 device side; `ifcn-train` keeps the device fed when its loader delivers at least this rate (see bench_loader.py).
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ifcn.trainer.loop import training_step
 from ifcn.trainer.models import ModelConfig, build_model
-from ifcn.trainer.train import training_step
 
 MODES = {"fp32": ("fp32", False, False), "bf16-cl": ("bf16", True, False), "bf16-cl-compile": ("bf16", True, True)}
 

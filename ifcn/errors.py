@@ -7,8 +7,6 @@ and always stops the run; a full disk stops it with a `DiskFullError`, one line 
 
 from __future__ import annotations
 
-import errno
-import shutil
 from pathlib import Path
 
 
@@ -34,35 +32,3 @@ class InputError(ValueError):
 def _rebuild(path: str, reason: str, fix: str, kind: str, key: str | None) -> InputError:
     return InputError(path, reason, fix, kind=kind, key=key)
 
-
-#: The errno values of a full disk (no space left, or the user's quota used up).
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """Whether `error` says the disk (or the quota) is full."""
-    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
-
-
-class DiskFullError(OSError):
-    """A full disk, as one line: the folder, about how much more space the job needs, how much is free, the fix.
-
-    An `OSError` (errno ENOSPC) so that callers that stop on OS errors stop on it too; its text is the message alone.
-    """
-
-    def __init__(self, folder: Path | str, needed: int, fix: str):
-        self.folder = str(folder)
-        self.needed = needed
-        self.free = _free_bytes(Path(folder))
-        super().__init__(f"{self.folder}: the disk is full (no space left on device); about {_mb(needed)} more are "
-                         f"needed, {_mb(self.free)} are free. Fix: {fix}")
-        self.errno = errno.ENOSPC
-
-
-def _free_bytes(path: Path) -> int:
-    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
-    return shutil.disk_usage(existing).free
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"

@@ -81,11 +81,3 @@ def file_sha256(path: Path) -> tuple[str, int]:
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size
-
-
-def cleanup_temporaries(folder: Path) -> list[Path]:
-    """Remove temporary files an interrupted run left in `folder`; return what was removed."""
-    removed = [p for p in Path(folder).glob(f"{TMP_PREFIX}*") if p.is_file()]
-    for p in removed:
-        p.unlink(missing_ok=True)
-    return removed

@@ -17,14 +17,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ifcn import __version__
 from ifcn.cores import usable_cores
-from ifcn.errors import DiskFullError, InputError, is_disk_full
+from ifcn.disk import DiskFullError, disk_full_guard, is_disk_full
+from ifcn.errors import InputError
 from ifcn.lock import output_lock
 from ifcn.pipeline.clicks import MAX_SEED, ClickConfig, valid_int
 from ifcn.pipeline.replace import STAGING_DIR, commit, finish_interrupted_swap, staging_folder
@@ -215,16 +216,10 @@ def _disk_full(out: Path, tasks: list[ShardTask], finished: list[ShardResult], f
                          f"{len(finished)} shards finished are kept")
 
 
-@contextmanager
-def _disk_full_as_one_line(out: Path) -> Iterator[None]:
+def _disk_full_as_one_line(out: Path) -> AbstractContextManager[None]:
     """A full disk met by the driver's own writes (job file, manifest, swap journal) as a `DiskFullError`."""
-    try:
-        yield
-    except OSError as e:
-        if isinstance(e, DiskFullError) or not is_disk_full(e):
-            raise
-        raise DiskFullError(out, DRIVER_WRITE_BYTES, "free space there or choose another --out, then rerun the same "
-                            "command: the finished shards are kept") from None
+    return disk_full_guard(out, DRIVER_WRITE_BYTES, "free space there or choose another --out, then rerun the same "
+                           "command: the finished shards are kept")
 
 
 def _manifest(job: SampleJob, source: Source, results: list[ShardResult]) -> Manifest:

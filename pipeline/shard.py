@@ -16,7 +16,8 @@ from typing import Any
 
 import cv2
 
-from ifcn.errors import InputError, is_disk_full
+from ifcn.disk import is_disk_full
+from ifcn.errors import InputError
 from ifcn.io import atomic_path, file_sha256
 from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.resume import ShardRecord, complete_shard, sidecar_path, write_sidecar

@@ -69,3 +69,17 @@ def train_shards_h5(synth_root: Path, dask_address: str, tmp_path_factory: pytes
 def synth_layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SourceSpec]:
     """`SYNTH_TEST_CONFIG` written in every source's released layout; where each one's val split is. Do not modify."""
     return make_synth_layouts(tmp_path_factory.mktemp("layouts"), SYNTH_TEST_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def semantic_run(train_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a finished one-epoch semantic resnet18-8s run on `train_shards` (`last.pt`, `best.pt`,
+    `config.json`, ...). Read only: copy it to change it."""
+    from ifcn.trainer.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("semantic_run") / "run"
+    config = TrainConfig(shards=str(train_shards), val_shards=str(train_shards), out=str(out), task="semantic",
+                         arch="resnet18", stride=8, weights="none", epochs=1, crop=64, batch_size=8, workers=0,
+                         device="cpu", progress=False, val_limit=2)
+    train(config)
+    return out

@@ -28,7 +28,7 @@ from click.testing import CliRunner, Result
 
 import ifcn.pipeline.orchestrate as orchestrate
 import ifcn.pipeline.replace as replace
-from ifcn.errors import DiskFullError
+from ifcn.disk import DiskFullError
 from ifcn.io import file_sha256
 from ifcn.lock import FolderLockedError
 from ifcn.pipeline.cli import main
@@ -387,7 +387,7 @@ def test_10_a_full_disk_stops_with_one_line_and_keeps_what_was_written(train_sha
     captured = capfd.readouterr()
     assert "Traceback" not in captured.out + captured.err
     [line] = captured.err.strip().splitlines()
-    assert line.startswith(f"Error: {out}: the disk is full") and "MB more are needed" in line and "MB are free" in line
+    assert line.startswith(f"Error: {out}: no space left on device (needs about ") and " MB free)" in line
     assert "rerun the same command" in line
 
     assert not (out / MANIFEST_NAME).exists() and not list(out.glob(".tmp-*"))
@@ -413,7 +413,8 @@ def test_10_a_full_disk_at_the_manifest_is_one_line_too(train_shards: Path, synt
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / MANIFEST_NAME))
 
     monkeypatch.setattr(orchestrate, "write_manifest", no_space)
-    with pytest.raises(DiskFullError, match=rf"^{re.escape(str(out))}: the disk is full .* MB more are needed"):
+    expected = rf"^{re.escape(str(out))}: no space left on device \(needs about .* MB, .* MB free\)"
+    with pytest.raises(DiskFullError, match=expected):
         run_sample(job(synth_root, out, dask_address), log=lambda m: None)
     monkeypatch.undo()
     assert run_sample(job(synth_root, out, dask_address), log=lambda m: None).shards_kept == 3

@@ -1,15 +1,25 @@
-"""`ifcn-train`: validate the flags, build a `TrainConfig`, call `train`. All logic lives in `ifcn.trainer.train`."""
+"""`ifcn-train`: parse the flags, build a `TrainConfig`, call `train`. All logic lives in `ifcn.trainer.train`.
+
+Options carry types only (no defaults, ranges or choices): the flags a user typed are laid over the defaults, a stored
+`--config FILE` or, with `--resume`, the run's own `config.json`, and `TrainConfig` checks the result, so each
+setting is validated in one place. Help texts show the defaults and choices `TrainConfig` uses.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from ifcn.trainer.precision import PRECISIONS
-from ifcn.trainer.schedule import SCHEDULES
-from ifcn.trainer.train import SetupError, TrainConfig, train
+from ifcn.disk import DiskFullError
+from ifcn.trainer.config import CHOICES, TrainConfig, config_from_flags, default_workers
+from ifcn.trainer.train import SetupError, train
+
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def _list_archs(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -20,96 +30,94 @@ def _list_archs(ctx: click.Context, _param: click.Parameter, value: bool) -> Non
         ctx.exit()
 
 
-def _explicit(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
+            secondary: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option for the TrainConfig setting named by its flag, with no default of its own (see the module doc); the
+    help text ends with the setting's choices and default."""
+    name = decls[0].lstrip("-").replace("-", "_")
+    extra = []
+    if name in CHOICES:
+        extra.append(" | ".join(map(str, CHOICES[name])))
+    default = DEFAULTS.get(name)
+    if name == "workers":
+        extra.append(f"default: 4, at most the cores here, so {default_workers()}")
+    elif isinstance(default, tuple):
+        extra.append(f"default: {' '.join(map(str, default))}")
+    elif default is not None and not is_flag:
+        extra.append(f"default: {default}")
+    text = help + (f" [{'; '.join(extra)}]" if extra else "")
+    flag_decl = f"{decls[0]}/{secondary}" if secondary else decls[0]
+    if is_flag:
+        return click.option(flag_decl, name, is_flag=True, default=None if secondary else False, help=text)
+    return click.option(*decls, name, type=type, default=None, help=text)
 
 
-def _check_flags(ctx: click.Context, p: dict) -> None:
-    """Flag combinations that cannot mean what the user wants: refused before any data is read."""
-    if p["task"] == "semantic" and _explicit(ctx, "first_layer_init"):
-        raise click.UsageError("--first-layer-init sets the two click channels of the interactive task's first "
-                               "layer; --task semantic has none. Drop the flag.")
-    if p["task"] == "interactive" and _explicit(ctx, "num_classes"):
-        raise click.UsageError("--num-classes applies to --task semantic; the interactive task has one output.")
-    if _explicit(ctx, "val_every") and p["val_every"] and not p["val_shards"]:
-        raise click.UsageError("--val-every needs --val-shards (the shards to validate on).")
-    if p["weights"] not in ("imagenet", "none") and not Path(p["weights"]).is_file():
-        raise click.BadParameter(f"{p['weights']!r} is neither `imagenet`, `none` nor an existing weights file",
-                                 param_hint="--weights")
-    from ifcn.trainer.models import get_backbone
-
-    try:
-        get_backbone(p["arch"])
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--arch") from None
-    if p["scale_range"][0] <= 0 or p["scale_range"][0] > p["scale_range"][1]:
-        raise click.BadParameter("needs 0 < MIN ≤ MAX", param_hint="--scale-range")
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command("ifcn-train", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="ifcn")
 @click.option("--list-archs", is_flag=True, is_eager=True, expose_value=False, callback=_list_archs,
               help="Print the known backbones (with whether their ImageNet weights are cached) and exit.")
-@click.option("--shards", required=True, help="Training shards: a folder with manifest.json, a manifest file, "
-              "or a brace/glob pattern of shard files.")
-@click.option("--val-shards", default=None, help="Validation shards (same forms). Without them: no validation.")
-@click.option("--task", type=click.Choice(["interactive", "semantic"]), default="interactive", show_default=True)
-@click.option("--arch", default="resnet18", show_default=True, help="Backbone name (see --list-archs).")
-@click.option("--stride", type=click.Choice(["8", "16", "32"]), default="8", show_default=True,
-              help="FCN-8s, 16s or 32s.")
-@click.option("--upsample", type=click.Choice(["deconv", "bilinear"]), default="deconv", show_default=True)
-@click.option("--weights", default="imagenet", show_default=True, help="imagenet, none, or a backbone weights file.")
-@click.option("--first-layer-init", type=click.Choice(["zero", "mean"]), default="zero", show_default=True,
-              help="Initial filters of the two click channels (interactive).")
-@click.option("--head", type=click.Choice(["full", "light"]), default="full", show_default=True,
-              help="VGG/AlexNet fc6: full 7×7 convolution or light 1×1.")
-@click.option("--num-classes", type=click.IntRange(min=2), default=21, show_default=True, help="Semantic classes.")
-@click.option("--epochs", type=click.IntRange(min=0), default=20, show_default=True,
-              help="0 = no training: validate and save the initialised model (an untrained baseline).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=24, show_default=True, help="Per rank.")
-@click.option("--crop", type=click.IntRange(min=32), default=384, show_default=True, help="Square crop side.")
-@click.option("--scale-range", type=(float, float), default=(0.75, 1.25), show_default=True,
-              help="Random scale MIN MAX before cropping.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-5, show_default=True)
-@click.option("--schedule", type=click.Choice(SCHEDULES), default="none", show_default=True)
-@click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--clip-grad", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Clip the gradient norm to this value.")
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
-@click.option("--channels-last", is_flag=True, help="NHWC memory format (faster convolutions on recent GPUs).")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True, help="DataLoader workers/rank.")
-@click.option("--shuffle-items", type=click.IntRange(min=1), default=512, show_default=True,
-              help="Shuffle buffer size, in items.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--val-every", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Validate every N epochs (and after the last); 0 = never.")
-@click.option("--val-batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--val-limit", type=click.IntRange(min=1), default=None, help="Validate on the first N images only.")
-@click.option("--log-every", type=click.IntRange(min=1), default=20, show_default=True, help="Steps per log record.")
-@click.option("--verify-checksums", is_flag=True, help="Check every shard's sha256 against the manifest first.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@setting("--shards", help="Training shards: a folder with manifest.json, a manifest file, or a brace/glob pattern of "
+         "shard files (local, http(s):// or pipe:). Not needed with --resume or --config.")
+@setting("--val-shards", help="Validation shards (same forms). Without them: no validation.")
+@setting("--task", help="What to train.")
+@setting("--arch", help="Backbone name (see --list-archs).")
+@setting("--stride", type=int, help="FCN-8s, 16s or 32s.")
+@setting("--upsample", help="Learnable bilinear-initialised deconvolution or fixed bilinear upsampling.")
+@setting("--weights", help="Starting backbone weights: imagenet, none, or a weights file.")
+@setting("--init-from", help="Start from the weights of another ifcn checkpoint of the same --arch/--stride, e.g. a "
+         "semantic FCN for the interactive task (the paper's recipe): RGB filters and trunk kept, click channels "
+         "per --first-layer-init, score layers of another class count re-initialised.")
+@setting("--first-layer-init", help="Initial filters of the two click channels (interactive only).")
+@setting("--head", help="VGG/AlexNet fc6: full 7×7 convolution or light 1×1.")
+@setting("--num-classes", type=int, help="Semantic classes (semantic only; default 21).")
+@setting("--epochs", type=int, help="0 = no training: validate and save the initialised model (a baseline).")
+@setting("--batch-size", type=int, help="Per rank.")
+@setting("--crop", type=int, help="Square crop side (≥ 32).")
+@setting("--scale-range", type=(float, float), help="Random scale MIN MAX before cropping.")
+@setting("--lr", type=float, help="Adam learning rate.")
+@setting("--weight-decay", type=float, help="Adam weight decay.")
+@setting("--schedule", help="Learning-rate decay after the warm-up.")
+@setting("--warmup-steps", type=int, help="Linear warm-up steps.")
+@setting("--clip-grad", type=float, help="Clip the gradient norm to this value.")
+@setting("--precision", help="Autocast dtype (fp16 needs CUDA).")
+@setting("--channels-last", is_flag=True, help="NHWC memory format (faster convolutions on recent GPUs).")
+@setting("--compile", is_flag=True, help="torch.compile the model.")
+@setting("--device", help="auto = CUDA when available.")
+@setting("--workers", type=int, help="DataLoader worker processes per rank that decode and augment (0 = in the "
+         "training process).")
+@setting("--shuffle-items", type=int, help="Shuffle buffer size, in items.")
+@setting("--seed", type=int, help="Seed of the data order, augmentation and initialisation.")
+@setting("--val-every", type=int, help="Validate every N epochs (and after the last); 0 = never.")
+@setting("--val-batch-size", type=int, help="Validation images per forward pass.")
+@setting("--val-limit", type=int, help="Validate on the first N images only.")
+@setting("--log-every", type=int, help="Steps per log record (and plain log line).")
+@setting("--verify-checksums", is_flag=True, help="Check every shard's sha256 against the manifest first.")
+@setting("--max-minutes", type=float, help="Stop cleanly at the first step after this many minutes (a checkpoint is "
+         "written; continue with --resume), for jobs with a wall-time limit.")
+@setting("--tensorboard", is_flag=True, help='Also write TensorBoard events (scalars, validation images) to OUT/tb; '
+         'needs `pip install -e ".[tensorboard]"`.')
+@setting("--progress", secondary="--no-progress", is_flag=True, help="Progress bars on a terminal; --no-progress (and "
+         "any non-terminal stdout) prints plain log lines instead. [default: progress]")
+@setting("--out", help="Run folder (locked while the run writes it).")
+@setting("--resume", is_flag=True, help="Continue the run in --out from its last.pt, with the settings of its "
+         "config.json; flags given too must be changes a resume allows.")
+@setting("--overwrite", is_flag=True, help="Start afresh in an --out that holds another run: its files are moved "
+         "into OUT/previous-<time>/, never deleted.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start a new run with the settings of a stored config.json (flags given too override them).")
 @click.pass_context
-def main(ctx: click.Context, **p: object) -> None:
+def main(ctx: click.Context, config_file: Path | None, **params: Any) -> None:
     """Train an FCN (semantic) or iFCN (interactive) model on shards written by `ifcn-prep sample`."""
-    _check_flags(ctx, p)
-    p["compile"] = p.pop("compile_")
-    p["stride"] = int(p["stride"])
+    given = {name: value for name, value in params.items()
+             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
     try:
-        config = TrainConfig(**p)
+        config = config_from_flags(given, config_file=config_file)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     try:
-        result = train(config)
-    except SetupError as e:
+        train(config)
+    except (SetupError, DiskFullError) as e:
         raise click.ClickException(str(e)) from None
-    summary = f"done: {result.epochs} epochs, {result.steps} steps, final loss {result.final_loss:.4f}"
-    if result.best_metric is not None:
-        summary += f", best {result.metric} {result.best_metric:.4f} ({result.best_checkpoint})"
-    click.echo(summary)
 
 
 if __name__ == "__main__":  # `python -m ifcn.trainer.cli`, as `torchrun -m` runs it

@@ -6,6 +6,9 @@ Every helper is a no-op in a single process, so the same training and validation
 from __future__ import annotations
 
 import os
+import sys
+import threading
+import time
 from dataclasses import dataclass
 
 import torch
@@ -102,3 +105,40 @@ def broadcast_buffers(module: torch.nn.Module) -> None:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when `flag` is True on at least one (a decision all ranks must take together)."""
+    if not is_distributed():
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+#: Seconds between two checks that the launcher is still alive.
+LAUNCHER_POLL_S = 1.0
+#: Exit status of a rank that stopped because its launcher died (128 + SIGHUP, as a lost terminal would give).
+LAUNCHER_GONE_EXIT = 129
+
+
+def stop_with_launcher(poll_s: float = LAUNCHER_POLL_S) -> None:
+    """Under `torchrun`: end this process when the launcher that started it dies, even by `kill -9`.
+
+    A launcher forwards SIGTERM/SIGINT to its ranks, but a killed one forwards nothing and the ranks would train on
+    unsupervised (or wait forever in a collective). A daemon thread notices that the parent process changed (the
+    orphan was re-parented) and exits at once: checkpoints are written atomically, so nothing written is lost, and
+    the folder lock is released by the OS. No-op outside torchrun.
+    """
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        sys.stderr.write(f"rank {os.environ.get('RANK', '?')}: the launcher (pid {parent}) is gone; stopping\n")
+        sys.stderr.flush()
+        os._exit(LAUNCHER_GONE_EXIT)
+
+    threading.Thread(target=watch, name="ifcn-launcher-watch", daemon=True).start()

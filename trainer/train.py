@@ -1,16 +1,19 @@
 """The training run: `train(TrainConfig) -> TrainResult`, the one function `ifcn-train` and the tests call.
 
-Everything that can be checked before training (flags, shards, model, resume state) is checked in `_prepare`, and
-its failures surface as `SetupError` with a message naming the flag or file. The loop streams batches of uint8 crops
-and click coordinates, builds the network input on the device, and writes `last.pt` (every epoch) and `best.pt`
-(best validation metric) atomically, so a killed run resumes from its last completed epoch.
+Everything that can be checked before training (the run folder, shards, model, resume state) is checked in `_setup`
+on every rank, and all ranks agree on the outcome before the first collective, so a refusal on one rank (e.g. the
+folder lock, taken by rank 0) stops them all with its message as a `SetupError`. Epochs then run through
+`loop.train_one_epoch`; after each, rank 0 writes `last.pt` (and `best.pt` on a better validation metric)
+atomically, so a killed run resumes from its last completed epoch, and `--max-minutes` stops a run mid-epoch with a
+checkpoint that resumes exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ifcn.io import cleanup_temporaries
-from ifcn.shards.check import TASKS, check_shards
+from ifcn.lock import output_lock
+from ifcn.shards.check import ShardInfo, check_shards
 from ifcn.shards.manifest import ShardSet, resolve_shards
-from ifcn.trainer.checkpoint import load_checkpoint, save_checkpoint
+from ifcn.trainer.checkpoint import init_from_checkpoint, save_checkpoint
+from ifcn.trainer.config import SetupError, TrainConfig
+from ifcn.trainer.console import Console, format_validation
 from ifcn.trainer.data.augment import AugmentConfig
 from ifcn.trainer.data.epoch_plan import steps_per_epoch
 from ifcn.trainer.data.stream import TrainStream, make_loader
@@ -29,110 +34,37 @@ from ifcn.trainer.distributed import (
     DistContext,
     all_gather_ints,
     all_reduce_sum,
+    any_rank,
     barrier,
     broadcast_buffers,
     init_distributed,
     shutdown,
+    stop_with_launcher,
 )
-from ifcn.trainer.inputs import batch_input
-from ifcn.trainer.losses import LOSSES
+from ifcn.trainer.loop import EpochOutcome, StepSettings, train_one_epoch
 from ifcn.trainer.models.config import ModelConfig
-from ifcn.trainer.precision import autocast, check_precision
-from ifcn.trainer.run_files import RunFiles
-from ifcn.trainer.schedule import SCHEDULES, Schedule, make_scheduler
+from ifcn.trainer.precision import check_precision
+from ifcn.trainer.resume import load_resume_state
+from ifcn.trainer.run_files import BEST, DISK_FIX, LAST, TENSORBOARD, RunFiles
+from ifcn.trainer.run_folder import check_run_folder, claim_run_folder
+from ifcn.trainer.run_state import Progress, model_only, restore_training, training_state
+from ifcn.trainer.schedule import Schedule, make_scheduler
+from ifcn.trainer.tb_log import TensorBoardLog, require_tensorboard, validation_previews
 from ifcn.trainer.validation import validate_interactive, validate_semantic
 
-LAST, BEST = "last.pt", "best.pt"
+__all__ = ["SetupError", "TrainConfig", "TrainResult", "train"]
+
 #: Validation metric that selects `best.pt`, per task (higher is better).
 METRIC = {"interactive": "val_iou", "semantic": "val_miou"}
-#: Settings a resumed run may change; every other one must match the checkpoint's, or the run would not be the same.
-RESUMABLE_CHANGES = frozenset({"out", "shards", "val_shards", "workers", "device", "progress", "log_every",
-                               "val_every", "val_batch_size", "val_limit", "verify_checksums", "resume", "compile",
-                               "channels_last", "weights", "epochs"})
-
-
-class SetupError(ValueError):
-    """A bad flag, file or resume state found before training started."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """All settings of a run (CLI flags one to one). Defaults follow spec §5."""
-
-    shards: str
-    out: str
-    task: str = "interactive"
-    val_shards: str | None = None
-    arch: str = "resnet18"
-    stride: int = 8
-    upsample: str = "deconv"
-    weights: str = "imagenet"
-    first_layer_init: str = "zero"
-    head: str = "full"
-    num_classes: int = 21
-    epochs: int = 20
-    batch_size: int = 24
-    crop: int = 384
-    scale_range: tuple[float, float] = (0.75, 1.25)
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    schedule: str = "none"
-    warmup_steps: int = 0
-    clip_grad: float | None = None
-    precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    device: str = "auto"
-    workers: int = 4
-    shuffle_items: int = 512
-    seed: int = 0
-    val_every: int = 1
-    val_batch_size: int = 8
-    val_limit: int | None = None
-    log_every: int = 20
-    verify_checksums: bool = False
-    resume: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.task in TASKS, f"--task must be one of {TASKS}"),
-            (self.epochs >= 0, "--epochs must be ≥ 0 (0 = validate and save the initial model)"),
-            (self.batch_size >= 1, "--batch-size must be ≥ 1"),
-            (self.lr > 0, "--lr must be > 0"),
-            (self.weight_decay >= 0, "--weight-decay must be ≥ 0"),
-            (self.clip_grad is None or self.clip_grad > 0, "--clip-grad must be > 0"),
-            (self.workers >= 0, "--workers must be ≥ 0"),
-            (self.shuffle_items >= 1, "--shuffle-items must be ≥ 1"),
-            (self.val_every >= 0, "--val-every must be ≥ 0 (0 = never)"),
-            (self.val_batch_size >= 1, "--val-batch-size must be ≥ 1"),
-            (self.val_limit is None or self.val_limit >= 1, "--val-limit must be ≥ 1"),
-            (self.log_every >= 1, "--log-every must be ≥ 1"),
-            (self.seed >= 0, "--seed must be ≥ 0"),
-            (self.num_classes >= 2, "--num-classes must be ≥ 2"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-        if self.schedule not in SCHEDULES or self.warmup_steps < 0:
-            raise ValueError(f"--schedule must be one of {SCHEDULES} and --warmup-steps ≥ 0")
-        AugmentConfig(self.crop, tuple(self.scale_range))  # validates crop and scale range
-
-    def model_config(self) -> ModelConfig:
-        interactive = self.task == "interactive"
-        return ModelConfig(backbone=self.arch, stride=self.stride, upsample=self.upsample,
-                           in_channels=5 if interactive else 3, num_classes=1 if interactive else self.num_classes,
-                           weights=self.weights, first_layer_init=self.first_layer_init, head=self.head)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["scale_range"] = list(self.scale_range)
-        return d
+#: What the folder lock calls a training run.
+LOCK_OWNER = "ifcn-train"
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished run produced. `best_metric` is None without validation."""
+    """What a run produced. `status`: `done` (all epochs), `stopped` (`--max-minutes`; resumable) or `finished`
+    (a `--resume` of a run that had already done all its epochs: nothing was trained). `best_metric` is None
+    without validation."""
 
     run_dir: Path
     epochs: int
@@ -142,6 +74,8 @@ class TrainResult:
     metric: str | None
     best_metric: float | None
     last_val: dict[str, float] = field(default_factory=dict)
+    best_epoch: int | None = None
+    status: str = "done"
 
     @property
     def last_checkpoint(self) -> Path:
@@ -152,9 +86,9 @@ class TrainResult:
         return self.run_dir / BEST if self.best_metric is not None else None
 
 
-@dataclass
-class _Run:
-    """The prepared state of a run (mutable: epoch, step and best metric advance)."""
+@dataclass(frozen=True)
+class _Setup:
+    """The built, immutable parts of a run (progress is kept apart and replaced as the run advances)."""
 
     config: TrainConfig
     ctx: DistContext
@@ -169,76 +103,58 @@ class _Run:
     val: ShardSet | None
     manifest_id: str | None
     files: RunFiles
-    epoch: int = 0
-    step: int = 0
-    best: float | None = None
-    last_val: dict[str, float] = field(default_factory=dict)
+    console: Console
 
     @property
     def metric(self) -> str | None:
         return METRIC[self.config.task] if self.val is not None else None
 
 
-def _resume_mismatches(stored: dict[str, Any], config: TrainConfig) -> list[str]:
-    new = config.to_dict()
-    out = []
-    for f in fields(TrainConfig):
-        if f.name in RESUMABLE_CHANGES or f.name not in stored:
-            continue
-        if stored[f.name] != new[f.name]:
-            out.append(f"--{f.name.replace('_', '-')} {new[f.name]!r} (the run used {stored[f.name]!r})")
-    if config.epochs != stored.get("epochs") and config.schedule != "none":
-        out.append(f"--epochs {config.epochs} (the run used {stored.get('epochs')}; the {config.schedule} schedule "
-                   "depends on the run length)")
-    return out
-
-
-def _check_run_dir(config: TrainConfig) -> Path:
-    run_dir = Path(config.out)
-    last = run_dir / LAST
-    if config.resume and not last.is_file():
-        raise SetupError(f"--resume: {last} does not exist; start the run without --resume (or check --out)")
-    if not config.resume and last.exists():
-        raise SetupError(f"--out {run_dir} already holds a run ({LAST}); pass --resume to continue it "
-                         "or choose another --out")
-    return run_dir
-
-
-def _load_resume_state(run_dir: Path, config: TrainConfig, manifest_id: str | None) -> dict[str, Any]:
-    try:
-        state = load_checkpoint(run_dir / LAST)
-    except (ValueError, FileNotFoundError) as e:
-        raise SetupError(f"--resume: {e}. A checkpoint is only renamed to {LAST} once complete, so this file was "
-                         "damaged afterwards; delete it to restart, or copy best.pt over it") from None
-    mismatches = _resume_mismatches(state.get("train_config", {}), config)
-    if mismatches:
-        raise SetupError("--resume: these settings differ from the run being resumed: " + "; ".join(mismatches))
-    if state.get("manifest_id") != manifest_id:
-        raise SetupError(f"--resume: the shards' manifest id is {manifest_id}, the run was trained on "
-                         f"{state.get('manifest_id')}; resume with the same --shards")
-    return state
-
-
-def _build_model(config: TrainConfig, ctx: DistContext, resume: dict[str, Any] | None) -> tuple[ModelConfig,
-                                                                                               torch.nn.Module]:
+def _build_model(config: TrainConfig, ctx: DistContext, resume: dict[str, Any] | None,
+                 console: Console) -> tuple[ModelConfig, torch.nn.Module]:
     from ifcn.trainer.models import build_model
 
     model_config = config.model_config()
     torch.manual_seed(config.seed)  # dropout (VGG/AlexNet fc6/fc7) draws from torch's global generator
     # A resumed run loads its weights from the checkpoint: no need for the pretrained file again.
-    build_config = ModelConfig.from_dict({**model_config.to_dict(), "weights": "none"}) if resume else model_config
+    build_config = replace(model_config, weights="none") if resume else model_config
     raw = build_model(build_config, seed=config.seed)
     if resume:
         raw.load_state_dict(resume["model"])
+    elif config.init_from:
+        report = init_from_checkpoint(raw, model_config, Path(config.init_from))
+        console.line(f"--init-from {config.init_from}: {report.summary()}")
     raw = raw.to(ctx.device)
     if config.channels_last:
         raw = raw.to(memory_format=torch.channels_last)
     return model_config, raw
 
 
-def _prepare(config: TrainConfig, ctx: DistContext) -> _Run:
+@dataclass(frozen=True)
+class _Inputs:
+    """What the checks of a run's inputs found and built on this rank."""
+
+    infos: tuple[ShardInfo, ...]
+    val: ShardSet | None
+    steps: int
+    total: int
+    manifest_id: str | None
+    resume: dict[str, Any] | None
+    model_config: ModelConfig
+    raw: torch.nn.Module
+
+
+def _check_inputs(config: TrainConfig, ctx: DistContext, stack: ExitStack, console: Console) -> _Inputs:
+    """Every check and load that can fail on bad input, on this rank. Rank 0 holds the folder's lock from the start
+    and changes the folder (moving an old run aside) only once everything else passed."""
     check_precision(config.precision, ctx.device)
-    run_dir = _check_run_dir(config)
+    run_dir = Path(config.out)
+    previous: list[str] = []
+    if ctx.is_main:  # the writing rank: one writer per folder
+        stack.enter_context(output_lock(run_dir, LOCK_OWNER))
+        previous = check_run_folder(run_dir, resume=config.resume, overwrite=config.overwrite)
+        if config.tensorboard:
+            require_tensorboard()
     shard_set = resolve_shards(config.shards)
     infos = check_shards(shard_set, config.task, verify_checksums=config.verify_checksums, min_shards=ctx.world_size)
     val = resolve_shards(config.val_shards) if config.val_shards and config.val_every else None
@@ -250,178 +166,222 @@ def _prepare(config: TrainConfig, ctx: DistContext) -> _Run:
         raise SetupError(f"--shards hold {total} training items, fewer than one batch on each of the "
                          f"{ctx.world_size} rank(s) (--batch-size {config.batch_size}); lower --batch-size")
     manifest_id = shard_set.manifest.id if shard_set.manifest else None
-    resume = _load_resume_state(run_dir, config, manifest_id) if config.resume else None
-    model_config, raw = _build_model(config, ctx, resume)
+    resume = load_resume_state(run_dir, config, manifest_id) if config.resume else None
+    model_config, raw = _build_model(config, ctx, resume, console)
+    if ctx.is_main:
+        moved = claim_run_folder(run_dir, previous)
+        if moved is not None:
+            console.line(f"--overwrite: moved the previous run's files into {moved}")
+    return _Inputs(infos, val, steps, total, manifest_id, resume, model_config, raw)
+
+
+def _setup(config: TrainConfig, ctx: DistContext, stack: ExitStack, console: Console) -> tuple[_Setup, Progress]:
+    failure: Exception | None = None
+    try:
+        found = _check_inputs(config, ctx, stack, console)
+    except (ValueError, OSError) as e:
+        failure = e
+    if any_rank(failure is not None, ctx.device):  # before any other collective: no rank is left waiting
+        raise SetupError(str(failure) if failure is not None else
+                         "another rank refused to start (its message says why)") from failure
+    raw, steps, run_dir = found.raw, found.steps, Path(config.out)
     optimizer = torch.optim.Adam(raw.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = make_scheduler(optimizer, Schedule(config.schedule, max(1, config.epochs * steps), config.warmup_steps))
+    try:
+        schedule = Schedule(config.schedule, max(1, config.epochs * steps), config.warmup_steps)
+    except ValueError as e:
+        raise SetupError(str(e)) from None
+    scheduler = make_scheduler(optimizer, schedule)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=config.precision == "fp16")
+    progress = restore_training(found.resume, optimizer, scheduler, scaler) if found.resume else Progress()
     net: torch.nn.Module = raw
     if ctx.distributed:
         net = DistributedDataParallel(raw, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
     if config.compile:
         net = torch.compile(net)
-    stream = TrainStream(infos, config.task, AugmentConfig(config.crop, tuple(config.scale_range)), config.batch_size,
+    stream = TrainStream(found.infos, config.task, AugmentConfig(config.crop, config.scale_range), config.batch_size,
                          steps, config.seed, ctx.world_size, ctx.rank, config.workers, config.shuffle_items)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if ctx.is_main:
-        cleanup_temporaries(run_dir)  # a save killed half-way leaves only a `.tmp-` file, never a bad last.pt
-    run = _Run(config, ctx, run_dir, model_config, raw, net, optimizer, scheduler, scaler, stream, val, manifest_id,
-               RunFiles(run_dir, ctx.is_main))
-    if resume:
-        _restore(run, resume)
-    else:  # what a run killed before its first checkpoint left would otherwise mix with this run's records
-        run.files.keep_epochs_up_to(0)
-        if ctx.is_main:
-            (run_dir / BEST).unlink(missing_ok=True)
-    run.files.write_config({**config.to_dict(), "model_config": model_config.to_dict(), "model_name": model_config.name,
-                            "world_size": ctx.world_size, "device": str(ctx.device), "steps_per_epoch": steps,
-                            "train_items": total, "manifest_id": manifest_id})
-    return run
+    tensorboard = TensorBoardLog(run_dir / TENSORBOARD) if config.tensorboard and ctx.is_main else None
+    files = RunFiles(run_dir, ctx.is_main, tensorboard)
+    stack.callback(files.close)
+    setup = _Setup(config, ctx, run_dir, found.model_config, raw, net, optimizer, scheduler, scaler, stream, found.val,
+                   found.manifest_id, files, console)
+    if not _finished(config, progress):
+        files.keep_records_up_to(progress.step)  # what a killed run logged after its checkpoint is redone
+        files.write_config({**config.to_dict(), "model_config": found.model_config.to_dict(),
+                            "model_name": found.model_config.name, "world_size": ctx.world_size,
+                            "device": str(ctx.device), "steps_per_epoch": steps, "train_items": found.total,
+                            "manifest_id": found.manifest_id})
+    return setup, progress
 
 
-def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+def _finished(config: TrainConfig, progress: Progress) -> bool:
+    """A resumed run that has nothing left to do."""
+    return config.resume and progress.epoch >= config.epochs and not progress.epoch_step
 
 
-def _restore(run: _Run, state: dict[str, Any]) -> None:
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    run.scaler.load_state_dict(state["scaler"])
-    run.epoch, run.step, run.best = int(state["epoch"]), int(state["step"]), state.get("best_metric")
-    torch.set_rng_state(state["rng"]["torch"])
-    if state["rng"]["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    run.files.keep_epochs_up_to(run.epoch)
+def _validate(s: _Setup) -> dict[str, float]:
+    cfg, val = s.config, s.val
+    broadcast_buffers(s.raw)
+    known = val.manifest is not None and cfg.val_limit is None and s.ctx.world_size == 1
+    total = None
+    if known:
+        total = val.manifest.totals.pairs if cfg.task == "interactive" else val.manifest.totals.images
+    bar = s.console.bar(total, "validation", "item")
+    try:
+        if cfg.task == "interactive":
+            r = validate_interactive(s.raw, val, s.ctx.device, cfg.val_batch_size, cfg.val_limit, cfg.precision,
+                                     on_batch=bar.update)
+            return {"val_iou": r["iou"], "val_objects": r["objects"], "val_pairs": r["pairs"]}
+        scores = validate_semantic(s.raw, val, s.ctx.device, cfg.effective_num_classes, cfg.val_batch_size,
+                                   cfg.val_limit, cfg.precision, on_batch=bar.update).scores()
+        return {"val_miou": scores.miou, "val_pixel_accuracy": scores.pixel_accuracy}
+    finally:
+        s.console.close_bar(bar)
 
 
-def _checkpoint_state(run: _Run) -> dict[str, Any]:
-    """Tensors and plain values only, so `load_checkpoint` can use `weights_only=True`. The data order needs no
-    generator state: it is a pure function of (seed, epoch, rank, worker)."""
-    return {"model_config": run.model_config.to_dict(), "task": run.config.task, "model": run.raw.state_dict(),
-            "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-            "scaler": run.scaler.state_dict(), "epoch": run.epoch, "step": run.step, "rng": _rng_state(),
-            "seed": run.config.seed, "manifest_id": run.manifest_id, "train_config": run.config.to_dict(),
-            "metric": run.metric, "best_metric": run.best, "val": run.last_val}
+def _save(s: _Setup, progress: Progress, best: bool) -> None:
+    """Rank 0 writes `last.pt` (full state) and, when `best`, `best.pt` (model only)."""
+    if s.ctx.is_main:
+        state = training_state(model=s.raw, optimizer=s.optimizer, scheduler=s.scheduler, scaler=s.scaler,
+                               progress=progress, model_config=s.model_config, config=s.config,
+                               manifest_id=s.manifest_id, metric=s.metric)
+        if best:
+            save_checkpoint(s.run_dir / BEST, model_only(state), DISK_FIX)
+        save_checkpoint(s.run_dir / LAST, state, DISK_FIX)  # last: a kill before this line redoes the epoch
 
 
-def training_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                  batch: dict[str, torch.Tensor], *, task: str, device: torch.device, precision: str = "fp32",
-                  channels_last: bool = False, clip_grad: float | None = None) -> torch.Tensor:
-    """One optimisation step on a collated batch (also what `bench/bench_train.py` times): move the uint8 crops and
-    click coordinates to the device, build the network input there, forward under autocast, loss, backward, step.
-    Returns the loss as a device tensor (no host sync)."""
-    x = batch_input(batch, device, channels_last)
-    with autocast(device, precision):
-        logits = net(x)
-    loss = LOSSES[task](logits, batch["target"].to(device, non_blocking=True))
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if clip_grad:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip_grad)
-    scaler.step(optimizer)
-    scaler.update()
-    return loss.detach()
+def _global_sum(loss_sum: float, steps: int, device: torch.device) -> tuple[float, int]:
+    total = all_reduce_sum(torch.tensor([loss_sum, float(steps)], device=device, dtype=torch.float64))
+    return float(total[0]), int(total[1])
 
 
-def _train_step(run: _Run, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    cfg = run.config
-    loss = training_step(run.net, run.optimizer, run.scaler, batch, task=cfg.task, device=run.ctx.device,
-                         precision=cfg.precision, channels_last=cfg.channels_last, clip_grad=cfg.clip_grad)
-    run.scheduler.step()
-    return loss
-
-
-def _train_epoch(run: _Run, bar: tqdm) -> tuple[float, int, float]:
-    """One epoch on this rank: (mean loss over all ranks, steps this rank did, seconds)."""
-    cfg, ctx = run.config, run.ctx
-    run.stream.set_epoch(run.epoch)
-    run.net.train()
-    loss_sum = torch.zeros((), device=ctx.device, dtype=torch.float64)
-    window_loss, window_steps, done = 0.0, 0, 0
-    start = tick = time.perf_counter()
-    for batch in make_loader(run.stream, pin_memory=ctx.device.type == "cuda"):
-        loss = _train_step(run, batch)
-        loss_sum += loss
-        done += 1
-        run.step += 1
-        bar.update(1)
-        if done % cfg.log_every == 0 or done == run.stream.steps:
-            now_loss = float(loss_sum)  # one host sync per log interval, not per step
-            now = time.perf_counter()
-            rate = (done - window_steps) * cfg.batch_size * ctx.world_size / max(now - tick, 1e-9)
-            mean = (now_loss - window_loss) / (done - window_steps)
-            bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.1f}")
-            run.files.log({"kind": "step", "epoch": run.epoch + 1, "step": run.step, "loss": mean,
-                           "lr": run.optimizer.param_groups[0]["lr"], "samples_per_s": rate})
-            window_loss, window_steps, tick = now_loss, done, now
-    if done != run.stream.steps:
-        raise RuntimeError(f"rank {ctx.rank} got {done} batches in epoch {run.epoch + 1}, expected "
-                           f"{run.stream.steps}: have the shards changed since their manifest was written?")
-    total = torch.stack([loss_sum, torch.tensor(float(done), device=ctx.device, dtype=torch.float64)])
-    all_reduce_sum(total)
-    return float(total[0] / total[1]), done, time.perf_counter() - start
-
-
-def _validate(run: _Run) -> dict[str, float]:
-    cfg = run.config
-    broadcast_buffers(run.raw)
-    if cfg.task == "interactive":
-        r = validate_interactive(run.raw, run.val, run.ctx.device, cfg.val_batch_size, cfg.val_limit, cfg.precision)
-        return {"val_iou": r["iou"], "val_objects": r["objects"], "val_pairs": r["pairs"]}
-    scores = validate_semantic(run.raw, run.val, run.ctx.device, cfg.num_classes, cfg.val_batch_size, cfg.val_limit,
-                               cfg.precision).scores()
-    return {"val_miou": scores.miou, "val_pixel_accuracy": scores.pixel_accuracy}
-
-
-def _end_epoch(run: _Run, loss: float, steps: int, seconds: float) -> None:
-    cfg = run.config
-    rank_steps = all_gather_ints(steps, run.ctx.device)
-    due = run.val is not None and (run.epoch % cfg.val_every == 0 or run.epoch == cfg.epochs)
-    run.last_val = _validate(run) if due else {}
-    improved = False
-    if run.last_val and not math.isnan(run.last_val[run.metric]):
-        improved = run.best is None or run.last_val[run.metric] > run.best
-        if improved:
-            run.best = run.last_val[run.metric]
-    run.files.log({"kind": "epoch", "epoch": run.epoch, "step": run.step, "train_loss": loss, "steps": steps,
-                   "rank_steps": rank_steps, "seconds": seconds,
-                   "samples_per_s": steps * cfg.batch_size * run.ctx.world_size / max(seconds, 1e-9),
-                   "lr": run.optimizer.param_groups[0]["lr"], **run.last_val})
-    if run.ctx.is_main:
-        state = _checkpoint_state(run)
-        if improved:
-            save_checkpoint(run.run_dir / BEST, state)
-        save_checkpoint(run.run_dir / LAST, state)  # last: a kill before this line redoes the epoch
-        run.files.plot_curves(run.metric)
+def _end_epoch(s: _Setup, progress: Progress, outcome: EpochOutcome, epoch: int) -> Progress:
+    """Validate (when due), log, checkpoint and plot after epoch `epoch` (0: the untrained baseline)."""
+    cfg = s.config
+    loss_sum, steps_all = _global_sum(outcome.loss_sum, outcome.steps, s.ctx.device)
+    loss = loss_sum / steps_all if steps_all else math.nan
+    rank_steps = all_gather_ints(outcome.steps, s.ctx.device)
+    fresh = outcome.steps - progress.epoch_step
+    due = s.val is not None and (epoch % cfg.val_every == 0 or epoch == cfg.epochs)
+    val = _validate(s) if due else {}
+    best, best_epoch = progress.best, progress.best_epoch
+    improved = bool(val) and not math.isnan(val[s.metric]) and (best is None or val[s.metric] > best)
+    if improved:
+        best, best_epoch = val[s.metric], epoch
+    new = Progress(epoch=epoch, step=progress.step + fresh, best=best, best_epoch=best_epoch, last_val=val,
+                   last_loss=loss)
+    s.files.log({"kind": "epoch", "epoch": epoch, "step": new.step, "train_loss": loss, "steps": outcome.steps,
+                 "rank_steps": rank_steps, "seconds": outcome.seconds,
+                 "samples_per_s": fresh * cfg.batch_size * s.ctx.world_size / max(outcome.seconds, 1e-9),
+                 "lr": s.optimizer.param_groups[0]["lr"], **val})
+    if val:
+        s.console.line(format_validation(epoch, cfg.epochs, val, s.metric, best, best_epoch))
+        if s.files.tensorboard is not None:
+            s.files.tensorboard.images(validation_previews(s.raw, s.val, cfg.task, s.ctx.device, cfg.precision),
+                                       new.step)
+    _save(s, new, improved)
+    s.files.plot_curves(s.metric)
     barrier()
+    return new
+
+
+def _stop(s: _Setup, progress: Progress, outcome: EpochOutcome, minutes: float) -> Progress:
+    """Record a `--max-minutes` stop; inside an epoch, first checkpoint it so that `--resume` continues at the next
+    step (at an epoch's end, `_end_epoch` has already written that checkpoint)."""
+    if outcome.steps < s.stream.steps:
+        loss_sum, _ = _global_sum(outcome.loss_sum, 0, s.ctx.device)
+        progress = replace(progress, step=progress.step + outcome.steps - progress.epoch_step,
+                           epoch_step=outcome.steps, epoch_loss=loss_sum)
+        _save(s, progress, best=False)
+    s.files.log({"kind": "stop", "reason": "max_minutes", "epoch": progress.epoch + (progress.epoch_step > 0),
+                 "step": progress.step, "epoch_step": progress.epoch_step, "minutes": minutes})
+    barrier()
+    return progress
+
+
+class _Observer:
+    """Where the loop's progress goes: the progress bar, metrics.jsonl (and TensorBoard), plain console lines."""
+
+    def __init__(self, s: _Setup, bar: tqdm, total_steps: int):
+        self.s, self.bar, self.total_steps = s, bar, total_steps
+
+    def advance(self) -> None:
+        self.bar.update(1)
+
+    def log(self, record: dict[str, Any]) -> None:
+        self.s.files.log(record)
+        self.s.console.log_step(record, self.s.config.epochs, self.total_steps, self.bar)
+
+
+def _closing_line(s: _Setup, result: TrainResult) -> str:
+    best = ""
+    if result.best_metric is not None:
+        best = (f", best {result.metric} {result.best_metric:.4f} at epoch {result.best_epoch} "
+                f"({result.best_checkpoint})")
+    if result.status == "finished":
+        return (f"finished: {result.run_dir} already holds all {result.epochs} epochs of this run{best}; nothing "
+                f"to train. To train longer, resume with a larger --epochs")
+    if result.status == "stopped":
+        return (f"stopped: --max-minutes {s.config.max_minutes:g} reached at step {result.steps} of "
+                f"{s.config.epochs * s.stream.steps} ({result.epochs} epochs complete); {result.last_checkpoint} "
+                f"saved{best}. Continue with: ifcn-train --out {result.run_dir} --resume")
+    return (f"done: {result.epochs} epochs, {result.steps} steps, final loss {result.final_loss:.4f}{best}; "
+            f"{result.last_checkpoint}")
+
+
+def _run_epochs(s: _Setup, progress: Progress, started: float) -> TrainResult:
+    cfg, ctx, steps = s.config, s.ctx, s.stream.steps
+    deadline = started + 60 * cfg.max_minutes if cfg.max_minutes else None
+
+    def should_stop() -> bool:
+        return deadline is not None and any_rank(time.monotonic() >= deadline, ctx.device)
+
+    settings = StepSettings(cfg.task, ctx.device, cfg.precision, cfg.channels_last, cfg.clip_grad)
+    status = "done"
+    bar = s.console.bar(cfg.epochs * steps, "training", "step", initial=progress.step)
+    try:
+        observer = _Observer(s, bar, cfg.epochs * steps)
+        while progress.epoch < cfg.epochs and status == "done":
+            bar.set_description(f"epoch {progress.epoch + 1}/{cfg.epochs}")
+            s.stream.set_epoch(progress.epoch)
+            outcome = train_one_epoch(
+                s.net, s.optimizer, s.scheduler, s.scaler, make_loader(s.stream, pin_memory=ctx.device.type == "cuda"),
+                settings, epoch=progress.epoch + 1, first_step=progress.step, steps=steps,
+                samples_per_step=cfg.batch_size * ctx.world_size, log_every=cfg.log_every, observer=observer,
+                done=progress.epoch_step, loss_sum=progress.epoch_loss if ctx.is_main else 0.0,
+                should_stop=should_stop)
+            if outcome.steps == steps:
+                progress = _end_epoch(s, progress, outcome, progress.epoch + 1)
+            if outcome.stopped and progress.epoch < cfg.epochs:
+                progress, status = _stop(s, progress, outcome, (time.monotonic() - started) / 60), "stopped"
+    finally:
+        s.console.close_bar(bar)
+    if cfg.epochs == 0:  # a baseline: the initialised model, validated and saved like a trained one
+        progress = _end_epoch(s, progress, EpochOutcome(math.nan, 0, 0.0, False), 0)
+    return TrainResult(s.run_dir, progress.epoch, progress.step, steps, progress.last_loss, s.metric, progress.best,
+                       progress.last_val, progress.best_epoch, status)
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train (or, with `config.resume`, continue) a run; returns when `config.epochs` epochs are done.
+    """Train (or, with `config.resume`, continue) a run; returns when `config.epochs` epochs are done, when
+    `config.max_minutes` have passed (status `stopped`), or at once for a resumed run that is already finished.
 
-    Under `torchrun`, call it in every process: the process group is taken from the environment.
+    Under `torchrun`, call it in every process: the process group is taken from the environment. Rank 0 prints
+    the run's lines (progress, validation, one closing line) and writes its files.
     """
+    started = time.monotonic()
     ctx = init_distributed(config.device)
+    stop_with_launcher()
+    console = Console(ctx.is_main, config.progress)
     try:
-        try:
-            run = _prepare(config, ctx)
-        except (ValueError, OSError) as e:
-            raise SetupError(str(e)) from e
-        remaining = (config.epochs - run.epoch) * run.stream.steps
-        loss = math.nan
-        with tqdm(total=remaining, disable=not (ctx.is_main and config.progress), unit="step",
-                  dynamic_ncols=True) as bar:
-            while run.epoch < config.epochs:
-                bar.set_description(f"epoch {run.epoch + 1}/{config.epochs}")
-                loss, steps, seconds = _train_epoch(run, bar)
-                run.epoch += 1
-                _end_epoch(run, loss, steps, seconds)
-        if config.epochs == 0:  # a baseline: the initialised model, validated and saved like a trained one
-            _end_epoch(run, loss, 0, 0.0)
-        run.files.close()
-        return TrainResult(run.run_dir, run.epoch, run.step, run.stream.steps, loss, run.metric, run.best,
-                           run.last_val)
+        with ExitStack() as stack:
+            s, progress = _setup(config, ctx, stack, console)
+            if _finished(config, progress):
+                result = TrainResult(s.run_dir, progress.epoch, progress.step, s.stream.steps, progress.last_loss,
+                                     s.metric, progress.best, progress.last_val, progress.best_epoch, "finished")
+            else:
+                result = _run_epochs(s, progress, started)
+            console.line(_closing_line(s, result))
+            return result
     finally:
         shutdown()

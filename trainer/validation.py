@@ -9,7 +9,7 @@ would change what the network sees near the border). Under DDP, sample `i` of th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 
 import numpy as np
@@ -47,7 +47,7 @@ def _same_size_batches(items: Iterator[Item], batch_size: int) -> Iterator[list[
         yield batch
 
 
-def _forward(model: torch.nn.Module, items: list[Item], task: str, device: torch.device,
+def forward_items(model: torch.nn.Module, items: list[Item], task: str, device: torch.device,
              precision: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and uint8 targets (255 ignored) of a same-size batch of full-resolution items."""
     batch = collate([CropItem(i.image, i.target(), i.pos, i.neg) for i in items], task)
@@ -57,7 +57,7 @@ def _forward(model: torch.nn.Module, items: list[Item], task: str, device: torch
     return logits.float(), batch["target"].to(device, non_blocking=True)
 
 
-class _EvalMode:
+class EvalMode:
     """Put a model in eval mode and restore its previous mode afterwards."""
 
     def __init__(self, model: torch.nn.Module):
@@ -71,17 +71,21 @@ class _EvalMode:
 
 
 def validate_interactive(model: torch.nn.Module, shards: ShardSet, device: torch.device | str, batch_size: int = 8,
-                         limit: int | None = None, precision: str = "fp32") -> dict[str, float]:
+                         limit: int | None = None, precision: str = "fp32",
+                         on_batch: Callable[[int], None] | None = None) -> dict[str, float]:
     """Mean foreground IoU of (logit > 0) against the object mask, void ignored: the mean over an object's pairs,
-    then over objects. Returns `{"iou", "objects", "pairs"}` (`iou` is NaN with no object). `limit` caps images."""
+    then over objects. Returns `{"iou", "objects", "pairs"}` (`iou` is NaN with no object). `limit` caps images;
+    `on_batch(items)` is called after each batch (a progress bar)."""
     device = torch.device(device)
     per_object: dict[tuple[str, int], list[float]] = {}
-    with _EvalMode(model), torch.inference_mode():
+    with EvalMode(model), torch.inference_mode():
         for items in _same_size_batches(eval_items(shards, "interactive", limit), batch_size):
-            logits, target = _forward(model, items, "interactive", device, precision)
+            logits, target = forward_items(model, items, "interactive", device, precision)
             ious = foreground_iou(logits[:, 0] > 0, target == 1, target == VOID).tolist()
             for item, iou in zip(items, ious, strict=True):
                 per_object.setdefault((item.key, item.object_id), []).append(iou)
+            if on_batch is not None:
+                on_batch(len(items))
     sums = torch.tensor([sum(float(np.mean(v)) for v in per_object.values()), len(per_object),
                          sum(len(v) for v in per_object.values())], dtype=torch.float64, device=device)
     total_iou, objects, pairs = all_reduce_sum(sums).tolist()
@@ -89,13 +93,17 @@ def validate_interactive(model: torch.nn.Module, shards: ShardSet, device: torch
 
 
 def validate_semantic(model: torch.nn.Module, shards: ShardSet, device: torch.device | str, num_classes: int = 21,
-                      batch_size: int = 8, limit: int | None = None, precision: str = "fp32") -> ConfusionMatrix:
-    """Confusion matrix of argmax predictions against the class maps (255 ignored), summed over all ranks."""
+                      batch_size: int = 8, limit: int | None = None, precision: str = "fp32",
+                      on_batch: Callable[[int], None] | None = None) -> ConfusionMatrix:
+    """Confusion matrix of argmax predictions against the class maps (255 ignored), summed over all ranks.
+    `on_batch(images)` is called after each batch (a progress bar)."""
     device = torch.device(device)
     matrix = ConfusionMatrix(num_classes, device)
-    with _EvalMode(model), torch.inference_mode():
+    with EvalMode(model), torch.inference_mode():
         for items in _same_size_batches(eval_items(shards, "semantic", limit), batch_size):
-            logits, target = _forward(model, items, "semantic", device, precision)
+            logits, target = forward_items(model, items, "semantic", device, precision)
             matrix.update(logits.argmax(1), target)
+            if on_batch is not None:
+                on_batch(len(items))
     matrix.all_reduce()
     return matrix

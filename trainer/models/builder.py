@@ -26,15 +26,12 @@ from ifcn.trainer.models.fcn import FCN
 from ifcn.trainer.models.first_layer import adapt_first_layer
 from ifcn.trainer.models.heads import FCNHead
 from ifcn.trainer.models.probe import find_taps, measure_taps
+from ifcn.trainer.models.transfer import mismatches, shorten
 from ifcn.trainer.models.trunk import Trunk
 from ifcn.trainer.models.weights import ensure_imagenet_file, read_state_dict
 
 #: Top-level names of an FCN state dict (as opposed to a torchvision classifier's).
 FCN_STATE_PREFIXES = frozenset({"backbone", "fc", "head"})
-
-
-def _mismatch(keys: list[str]) -> str:
-    return ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
 
 
 def classifier_with_weights(config: ModelConfig) -> tuple[nn.Module, dict[str, torch.Tensor] | None]:
@@ -49,18 +46,19 @@ def classifier_with_weights(config: ModelConfig) -> tuple[nn.Module, dict[str, t
         return model, state
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"weights file {config.weights} is neither a {config.backbone} classifier state dict nor an "
-                         f"FCN one: missing {_mismatch(result.missing_keys)}; "
-                         f"unexpected {_mismatch(result.unexpected_keys)}")
+        raise ValueError(f"--weights {config.weights} is neither a {config.backbone} classifier state dict nor an "
+                         f"FCN one: missing {shorten(result.missing_keys)}; "
+                         f"unexpected {shorten(result.unexpected_keys)}")
     return model, None
 
 
 def _check_options(spec: BackboneSpec, model: nn.Module, config: ModelConfig) -> None:
     if config.head == "light" and not spec.conv_fc:
-        raise ValueError(f"head='light' (a 1×1 fc6) applies to VGG and AlexNet only, not {config.backbone!r}")
+        raise ValueError(f"--head light (a 1×1 fc6) applies to VGG and AlexNet only, not {config.backbone!r}")
     if getattr(model, "transform_input", False) and config.in_channels != 3:
         raise ValueError(f"{config.backbone} with ImageNet weights re-normalises exactly 3 input channels "
-                         f"(transform_input); use in_channels=3 or another backbone")
+                         f"(transform_input), so it cannot take the click channels; use --task semantic (3 channels) "
+                         "or another --arch")
 
 
 def build_model(config: ModelConfig, *, seed: int = 0) -> FCN:
@@ -85,10 +83,12 @@ def build_model(config: ModelConfig, *, seed: int = 0) -> FCN:
         head = FCNHead((channels[0], channels[1], channels[2]), config.num_classes, config.stride, config.upsample)
         fcn = FCN(Trunk(model, taps), fc, head, config)
     if fcn_state is not None:
-        try:
-            fcn.load_state_dict(fcn_state)
-        except RuntimeError as e:
-            raise ValueError(f"weights file {config.weights} is an FCN state dict for another configuration than "
-                             f"{config.name} ({config.in_channels} channels, {config.num_classes} classes): "
-                             f"{str(e).splitlines()[0]}") from None
+        bad = mismatches(fcn.state_dict(), fcn_state)
+        if bad:
+            raise ValueError(f"--weights {config.weights} holds an FCN for another configuration than this model, "
+                             f"{config.name} with {config.in_channels} input channels and {config.num_classes} "
+                             f"output(s): {shorten(bad)}. To start from another run's model (e.g. a semantic FCN "
+                             f"for the interactive task, the paper's recipe), pass --init-from "
+                             f"{config.weights} instead of --weights") from None
+        fcn.load_state_dict(fcn_state)
     return fcn

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchvision.models import WeightsEnum, get_model_weights
@@ -68,22 +69,37 @@ def ensure_imagenet_file(backbone: str) -> WeightsEnum:
             f"ImageNet weights for {backbone!r} are not cached and could not be downloaded ({e}). "
             f"Download {weights.url} on a machine with internet and copy the file {path.name!r} into "
             f"{path.parent}/ (torch.hub.get_dir()/checkpoints; set TORCH_HOME to move it), "
-            f"or pass weights=<file path> or weights=none") from None
+            f"or pass --weights FILE or --weights none") from None
     return weights
+
+
+def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """`torch.load` with `weights_only=True`: tensors and plain values only, never arbitrary objects (unpickling them
+    could run code). A file that cannot be read so raises ValueError saying why, without torch's advice to retry
+    with `weights_only=False`: a file this project wrote never needs that."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for foreign or truncated files
+        text = str(e)
+        if "weights_only" in text or "Weights only" in text:
+            raise ValueError("it holds Python objects other than tensors and plain values, so this project did not "
+                             "write it; it was not loaded, because loading it could run arbitrary code") from None
+        raise ValueError(f"{type(e).__name__}: {text.splitlines()[0] if text else 'unreadable'}") from None
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a file: a bare one, or one nested under `model`/`state_dict` (e.g. an ifcn checkpoint)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist; weights must be 'imagenet', 'none' or a file")
+        raise FileNotFoundError(f"--weights {path}: no such file; pass --weights imagenet, --weights none or the path "
+                                "of a weights file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for foreign or truncated files
-        raise ValueError(f"weights file {path} is not a readable state dict ({type(e).__name__}: {e})") from None
+        state = safe_load(path)
+    except ValueError as e:
+        raise ValueError(f"--weights {path} is not a readable state dict ({e})") from None
     for key in NESTED_STATE_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"weights file {path} does not hold a state dict (name → tensor)")
+        raise ValueError(f"--weights {path} does not hold a state dict (name → tensor)")
     return state

@@ -1,0 +1,217 @@
+"""The settings of a training run: `TrainConfig` (CLI flags one to one), the one place where every setting is checked,
+and where a run's settings come from (flags, a stored `config.json`, or both).
+
+`ifcn-train` parses types only; every value and combination check lives in `TrainConfig.__post_init__`, so the
+command line, `--config FILE`, one-flag `--resume` and Python callers all get the same checks and the same messages
+(naming the flag). Settings that apply to one task only (`first_layer_init`, `num_classes`) are None when not set, so
+setting them for the other task can be refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ifcn.shards.check import TASKS
+from ifcn.trainer.models.config import ModelConfig
+from ifcn.trainer.precision import PRECISIONS
+from ifcn.trainer.schedule import SCHEDULES
+
+#: Semantic classes when `--num-classes` is not given (PASCAL VOC: background + 20).
+VOC_CLASSES = 21
+#: Click-channel initialisation when `--first-layer-init` is not given.
+DEFAULT_FIRST_LAYER_INIT = "zero"
+#: Settings that describe one invocation, never taken over from a stored configuration.
+PER_INVOCATION = frozenset({"out", "resume", "overwrite"})
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "task": TASKS, "stride": (8, 16, 32), "upsample": ("deconv", "bilinear"), "first_layer_init": ("zero", "mean"),
+    "head": ("full", "light"), "schedule": SCHEDULES, "precision": tuple(PRECISIONS), "device": ("auto", "cpu", "cuda"),
+}
+
+
+class SetupError(ValueError):
+    """A bad flag, file or resume state found before training started."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, e.g. under a batch scheduler)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """DataLoader workers per rank by default: 4, never more than the machine's cores."""
+    return min(4, available_cores())
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting: `val_shards` -> `--val-shards`."""
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """All settings of a run (CLI flags one to one). Defaults follow spec §5. Invalid values raise ValueError naming
+    the flag and the fix."""
+
+    shards: str
+    out: str
+    task: str = "interactive"
+    val_shards: str | None = None
+    arch: str = "resnet18"
+    stride: int = 8
+    upsample: str = "deconv"
+    weights: str = "imagenet"
+    init_from: str | None = None
+    first_layer_init: str | None = None
+    head: str = "full"
+    num_classes: int | None = None
+    epochs: int = 20
+    batch_size: int = 24
+    crop: int = 384
+    scale_range: tuple[float, float] = (0.75, 1.25)
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    schedule: str = "none"
+    warmup_steps: int = 0
+    clip_grad: float | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+    workers: int = field(default_factory=default_workers)
+    shuffle_items: int = 512
+    seed: int = 0
+    val_every: int = 1
+    val_batch_size: int = 8
+    val_limit: int | None = None
+    log_every: int = 20
+    verify_checksums: bool = False
+    max_minutes: float | None = None
+    tensorboard: bool = False
+    progress: bool = True
+    resume: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale_range", tuple(self.scale_range))  # JSON gives a list
+        problems = [m for ok, m in self._checks() if not ok]
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        from ifcn.trainer.models import get_backbone
+
+        checks = [(getattr(self, name) in allowed, f"{flag(name)} must be one of {', '.join(map(str, allowed))}, "
+                   f"got {getattr(self, name)!r}")
+                  for name, allowed in CHOICES.items() if getattr(self, name) is not None]
+        try:
+            get_backbone(self.arch)
+        except ValueError as e:
+            checks.append((False, f"--arch: {e}"))
+        lo, hi = self.scale_range
+        interactive = self.task == "interactive"
+        checks.extend([
+            (bool(self.shards), "--shards is required (or --resume to continue the run in --out)"),
+            (bool(self.out), "--out is required"),
+            (self.epochs >= 0, "--epochs must be ≥ 0 (0 = validate and save the initial model)"),
+            (self.batch_size >= 1, "--batch-size must be ≥ 1"),
+            (self.crop >= 32, f"--crop must be at least 32 pixels (the models' smallest input), got {self.crop}"),
+            (0 < lo <= hi, f"--scale-range needs 0 < MIN ≤ MAX, got {lo} {hi}"),
+            (self.lr > 0, "--lr must be > 0"),
+            (self.weight_decay >= 0, "--weight-decay must be ≥ 0"),
+            (self.warmup_steps >= 0, "--warmup-steps must be ≥ 0"),
+            (self.clip_grad is None or self.clip_grad > 0, "--clip-grad must be > 0"),
+            (self.workers >= 0, "--workers must be ≥ 0"),
+            (self.shuffle_items >= 1, "--shuffle-items must be ≥ 1"),
+            (self.seed >= 0, "--seed must be ≥ 0"),
+            (self.val_every >= 0, "--val-every must be ≥ 0 (0 = never)"),
+            (self.val_every <= 1 or self.val_shards is not None, "--val-every needs --val-shards (the shards to "
+             "validate on)"),
+            (self.val_batch_size >= 1, "--val-batch-size must be ≥ 1"),
+            (self.val_limit is None or self.val_limit >= 1, "--val-limit must be ≥ 1"),
+            (self.log_every >= 1, "--log-every must be ≥ 1"),
+            (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be > 0"),
+            (self.num_classes is None or self.num_classes >= 2, "--num-classes must be ≥ 2"),
+            (interactive or self.first_layer_init is None, "--first-layer-init sets the two click channels of the "
+             "interactive task's first layer; --task semantic has none. Drop the flag"),
+            (not interactive or self.num_classes is None, "--num-classes applies to --task semantic; the interactive "
+             "task has one output. Drop the flag"),
+            (self.init_from is None or self.weights in ("imagenet", "none"), "--init-from and --weights FILE both "
+             "set the starting weights; pass only one"),
+            (not (self.resume and self.overwrite), "--resume continues the run in --out, --overwrite moves it aside "
+             "to start a new one; pass only one"),
+        ])
+        return checks
+
+    @property
+    def effective_num_classes(self) -> int:
+        return 1 if self.task == "interactive" else (self.num_classes or VOC_CLASSES)
+
+    def model_config(self) -> ModelConfig:
+        interactive = self.task == "interactive"
+        return ModelConfig(backbone=self.arch, stride=self.stride, upsample=self.upsample,
+                           in_channels=5 if interactive else 3, num_classes=self.effective_num_classes,
+                           weights="none" if self.init_from else self.weights,
+                           first_layer_init=self.first_layer_init or DEFAULT_FIRST_LAYER_INIT, head=self.head)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["scale_range"] = list(self.scale_range)
+        return d
+
+
+def settings_of(stored: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig settings in a stored dict, the other task's task-specific settings dropped."""
+    names = {f.name for f in fields(TrainConfig)}
+    settings = {k: v for k, v in stored.items() if k in names}
+    task = settings.get("task", "interactive")
+    if task == "semantic":
+        settings.pop("first_layer_init", None)
+    if task == "interactive":
+        settings.pop("num_classes", None)
+    return settings
+
+
+def read_config_file(path: Path, what: str) -> dict[str, Any]:
+    """The settings stored in a `config.json` written by `ifcn-train` (`what` names the flag that led to it)."""
+    path = Path(path)
+    try:
+        stored = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{what}: {path} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{what}: {path} is not a readable config.json ({e})") from None
+    if not isinstance(stored, dict):
+        raise ValueError(f"{what}: {path} does not hold a JSON object of settings")
+    return settings_of(stored)
+
+
+def config_from_flags(given: dict[str, Any], *, config_file: Path | None = None) -> TrainConfig:
+    """The run's settings from the flags the user gave explicitly (`given`, by setting name) on top of a base:
+
+    - `--resume`: the settings stored in `OUT/config.json` (when present), so `--out RUN --resume` alone continues;
+    - `--config FILE`: the settings of a stored `config.json`, to start a new run with them;
+    - otherwise the defaults.
+    Per-invocation settings (`--out`, `--resume`, `--overwrite`) are never taken from a file. Whether the flags given
+    with `--resume` are changes a resumed run may make is checked later, against the checkpoint.
+    """
+    base: dict[str, Any] = {}
+    if given.get("resume"):
+        if config_file is not None:
+            raise ValueError("--config starts a new run; --resume continues the one in --out with its own "
+                             "config.json; pass only one")
+        if not given.get("out"):
+            raise ValueError("--resume needs --out (the run folder to continue)")
+        stored = Path(given["out"]) / "config.json"
+        base = read_config_file(stored, "--resume") if stored.is_file() else {}
+    elif config_file is not None:
+        base = read_config_file(config_file, "--config")
+    base = {k: v for k, v in base.items() if k not in PER_INVOCATION}
+    settings = {"shards": "", "out": "", **base, **given}
+    return TrainConfig(**settings)
