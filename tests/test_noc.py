@@ -12,7 +12,7 @@ import torch
 
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.grabcut import grabcut_refine, seed_mask
-from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, run_batch, summarize
+from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects, run_batch, summarize
 from ifcn.trainer.evaluation.objects import EvalObject, eval_objects_of_image
 
 CPU = torch.device("cpu")
@@ -172,6 +172,48 @@ def test_batched_and_one_at_a_time_logs_are_identical_rule_based(clicker: str) -
         assert other == runs[0]
 
 
+class MaskPredictor:
+    """Predicts one fixed mask, whatever the clicks."""
+
+    device = CPU
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.mask = torch.from_numpy(mask).float()
+
+    def __call__(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]]) -> torch.Tensor:
+        return self.mask.expand(images.shape[0], *self.mask.shape)
+
+
+def test_an_iou_of_exactly_0_90_reaches_noc_90_at_that_click() -> None:
+    # A 10-pixel object predicted with 9 of its pixels: IoU 9/10, which float32 would make 0.8999999762.
+    object_map = np.zeros((12, 16), np.uint8)
+    object_map[5, 3:13] = 1
+    prediction = object_map == 1
+    prediction[5, 12] = False
+    objects, _ = _objects([object_map])
+    settings = NocSettings(max_clicks=3, iou_thresholds=(0.9,))
+    (log,) = run_batch(objects, MaskPredictor(prediction), settings)
+    assert log.ious[0] == 0.9
+    summary = summarize([log], settings)
+    assert summary.noc == {0.9: 1.0} and summary.nof == {0.9: 0} and summary.never_reached == {0.9: 0}
+
+
+def _log(index: int, ious: Sequence[float]) -> ObjectLog:
+    return ObjectLog(index, f"k{index}", 1, 1, 10, (Click(True, 0, 0),) * len(ious), tuple(ious))
+
+
+def test_nof_counts_objects_at_the_most_clicks_as_ritm_and_never_reached_is_reported_beside() -> None:
+    settings = NocSettings(max_clicks=3, iou_thresholds=(0.85, 0.9))
+    logs = [_log(0, (0.95, 0.95, 0.95)),  # reaches both at click 1
+            _log(1, (0.5, 0.7, 0.88)),  # 0.85 only at the last click: NoC@85 = 3, a failure for RITM's NoF
+            _log(2, (0.2, 0.3, 0.4)),  # never reaches either
+            _log(3, (0.86, 0.5, 0.91))]  # reaches 0.85 at click 1 and 0.90 at the last click
+    summary = summarize(logs, settings)
+    assert summary.noc == {0.85: (1 + 3 + 3 + 1) / 4, 0.9: (1 + 3 + 3 + 3) / 4}
+    assert summary.nof == {0.85: 2, 0.9: 3}
+    assert summary.never_reached == {0.85: 1, 0.9: 2}
+
+
 def test_min_area_skips_and_counts() -> None:
     object_map, _ = _flat_scene((30, 40), [(3, 3, 4, 4), (18, 20, 27, 36)])
     objects, skipped = _objects([object_map], min_area=10)
@@ -181,6 +223,8 @@ def test_min_area_skips_and_counts() -> None:
 def test_settings_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="--max-clicks"):
         NocSettings(max_clicks=0)
+    with pytest.raises(ValueError, match=r"1\.\.1000"):
+        NocSettings(max_clicks=100000)
     with pytest.raises(ValueError, match="--iou"):
         NocSettings(iou_thresholds=(0.0,))
     with pytest.raises(ValueError, match="--iou"):

@@ -33,20 +33,29 @@ Refiner = Callable[[np.ndarray, np.ndarray, Sequence[Click]], np.ndarray]
 REFINERS: dict[str, Refiner | None] = {"none": None, "grabcut": grabcut_refine}
 
 
+#: Most clicks per object a run may make: the protocol uses 20, and every click costs a forward pass per object.
+MAX_CLICKS_LIMIT = 1000
+
+
 @dataclass(frozen=True)
 class NocSettings:
-    """Every protocol setting of a NoC run (recorded in summary.json)."""
+    """Every protocol setting of a NoC run (recorded in summary.json).
+
+    `threshold` 0.49 is RITM's (foreground = probability > 0.49), so that standard-protocol numbers compare with the
+    published tables.
+    """
 
     max_clicks: int = 20
     iou_thresholds: tuple[float, ...] = (0.85, 0.90)
     clicker: str = "standard"
-    threshold: float = 0.5
+    threshold: float = 0.49
     refine: str = "none"
     min_area: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_clicks < 1:
-            raise ValueError(f"--max-clicks must be at least 1 (got {self.max_clicks})")
+        if not 1 <= self.max_clicks <= MAX_CLICKS_LIMIT:
+            raise ValueError(f"--max-clicks must lie in 1..{MAX_CLICKS_LIMIT} (got {self.max_clicks}); the protocol "
+                             "uses 20")
         if not self.iou_thresholds or any(not 0.0 < t <= 1.0 for t in self.iou_thresholds):
             raise ValueError(f"--iou values must lie in (0, 1] (got {list(self.iou_thresholds)})")
         if not 0.0 <= self.threshold < 1.0:
@@ -171,7 +180,10 @@ def evaluate_objects(objects: Iterable[EvalObject], predictor: Predictor, settin
 
 
 def clicks_to_reach(ious: Sequence[float], threshold: float, strict: bool) -> int | None:
-    """The first click count whose IoU reaches `threshold` (>=, or > when strict), None if none does."""
+    """The first click count whose IoU reaches `threshold` (>=, or > when strict), None if none does.
+
+    IoUs are float64 (`foreground_iou`), so an IoU of exactly 0.9 (e.g. 9/10) equals the threshold 0.9.
+    """
     for k, iou in enumerate(ious, start=1):
         if iou > threshold or (not strict and iou == threshold):
             return k
@@ -180,25 +192,31 @@ def clicks_to_reach(ious: Sequence[float], threshold: float, strict: bool) -> in
 
 @dataclass(frozen=True)
 class NocSummary:
-    """The figures of a run: NoC@t (mean clicks, max_clicks for failures), NoF@t, mIoU after each click."""
+    """The figures of a run, per IoU target t: NoC@t (mean clicks, max_clicks for objects that never reach t),
+    NoF@t as RITM counts it (objects whose NoC@t is max_clicks, including those that first reach t at the last
+    click), the objects that never reach t; and the mIoU after each click."""
 
     num_objects: int
     noc: dict[float, float]
     nof: dict[float, int]
+    never_reached: dict[float, int]
     miou_curve: tuple[float, ...]
     seconds_per_click: float
 
 
 def summarize(logs: Sequence[ObjectLog], settings: NocSettings) -> NocSummary:
-    """NoC, NoF and the mIoU curve of a run's logs."""
+    """NoC, NoF, never-reached counts and the mIoU curve of a run's logs."""
     if not logs:
         raise ValueError("no object was evaluated: the shards hold no object (or --limit/--min-area excluded all)")
     noc: dict[float, float] = {}
     nof: dict[float, int] = {}
+    never: dict[float, int] = {}
     for t in settings.iou_thresholds:
         reached = [clicks_to_reach(log.ious, t, settings.strict) for log in logs]
-        noc[t] = float(np.mean([settings.max_clicks if k is None else k for k in reached]))
-        nof[t] = sum(k is None for k in reached)
+        counts = [settings.max_clicks if k is None else k for k in reached]
+        noc[t] = float(np.mean(counts))
+        nof[t] = sum(k == settings.max_clicks for k in counts)
+        never[t] = sum(k is None for k in reached)
     curve = np.asarray([log.ious for log in logs], dtype=np.float64).mean(0)
     seconds = sum(log.seconds for log in logs) / (len(logs) * settings.max_clicks)
-    return NocSummary(len(logs), noc, nof, tuple(float(v) for v in curve), seconds)
+    return NocSummary(len(logs), noc, nof, never, tuple(float(v) for v in curve), seconds)
