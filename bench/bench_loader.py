@@ -57,12 +57,13 @@ CPU = torch.device("cpu")
 Batch = dict[str, torch.Tensor]
 
 
-def prepare(work: Path, images: int, pairs: int, workers: int = 1, images_per_shard: int = 16) -> tuple[Path, Path]:
-    """Synthetic VOC root and its shards (webdataset)."""
+def prepare(work: Path, images: int, pairs: int, workers: int = 1, images_per_shard: int = 16,
+            scheduler: str | None = None) -> tuple[Path, Path]:
+    """Synthetic VOC root and its shards (webdataset), on a local Dask cluster of `workers` or on `scheduler`."""
     root = make_synth_dataset(work / "synth", SynthConfig(train_images=images, val_images=0, seed=0))
     shards = work / "shards"
     run_sample(SampleJob(voc_root=root, split="train", out=shards, clicks=ClickConfig(pairs=pairs), workers=workers,
-                         images_per_shard=images_per_shard, progress=False), log=lambda m: None)
+                         images_per_shard=images_per_shard, scheduler=scheduler, progress=False), log=lambda m: None)
     return root, shards
 
 

@@ -6,7 +6,6 @@ bad input becomes a Click error naming the file or flag.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,15 +13,10 @@ from typing import Any
 
 import click
 
+from ifcn.cores import available_cores
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
 from ifcn.trainer.precision import PRECISIONS
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS tells it, else the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
 
 #: Clicker threads: the cores available, at most 8 (beyond that the forward pass dominates).
 DEFAULT_WORKERS = min(8, available_cores())
