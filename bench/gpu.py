@@ -7,7 +7,8 @@ by the shell script itself: `pytest -m cuda`, the demo latency) into `bench/resu
 both also written under `$OUT` when that is set, and prints the report.
 
 - train: images/s, peak GPU memory and the fraction of time the GPU is busy for resnet50-8s and vgg16-8s at
-  384×384, fp32 against bf16 + channels_last, and resnet50-8s with `torch.compile` (`bench/bench_train.py`).
+  384×384, fp32 against bf16 + channels_last (`bench/bench_train.py`); compile: resnet50-8s bf16 + channels_last
+  under `torch.compile`.
 - loader: samples/s of the training loader alone with one DataLoader worker per core, to set beside the model's
   images/s (does the loader keep up?).
 - maps: the distance channels on the device before (`dense`) and after (`chunked`) issue 14: time and peak memory
@@ -43,8 +44,9 @@ from ifcn.trainer.evaluation.objects import EvalObject
 
 #: The steps gpu.sh runs, in order: (name, title). `cuda-tests` and `demo` are text outputs of shell commands.
 STEPS = (("cuda-tests", "CUDA tests (`pytest -m cuda`)"), ("train", "Training throughput"),
-         ("loader", "Does the loader keep up?"), ("maps", "Distance channels on the device (issue 14)"),
-         ("noc", "NoC: batched against one object at a time"), ("demo", "Demo server click latency"))
+         ("compile", "Training throughput with torch.compile"), ("loader", "Does the loader keep up?"),
+         ("maps", "Distance channels on the device (issue 14)"), ("noc", "NoC: batched against one object at a time"),
+         ("demo", "Demo server click latency"))
 #: The row of the train step the loader is compared with, and the issue's targets.
 REFERENCE_MODEL = ("resnet50-8s", "bf16-cl")
 TARGETS = ("resnet50-8s bf16 + channels_last: at least 1,500 images/s on an H100 with the GPU busy at least 90 % of "
@@ -69,17 +71,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_step(device: torch.device, tiny: bool = False) -> StepResult:
-    """Training throughput, peak memory and GPU-busy fraction per model and mode (`bench_train.measure`)."""
-    if tiny:
-        runs = [("resnet18", mode, 2, 64, 2, 1) for mode in ("fp32", "bf16-cl")]
-    else:
-        runs = [(arch, mode, 32, 384, 20, 5) for arch in ("resnet50", "vgg16") for mode in ("fp32", "bf16-cl")]
-        runs.append(("resnet50", "bf16-cl-compile", 32, 384, 20, 5))
+def _train_rows(runs: Sequence[tuple[str, str, int, int, int, int]], device: torch.device,
+                compile_backend: str = "inductor") -> tuple[tuple[Any, ...], ...]:
     rows = []
     for arch, mode, batch, crop, steps, warmup in runs:
         try:
-            r = measure(arch, mode, device, batch, crop, steps, warmup)
+            r = measure(arch, mode, device, batch, crop, steps, warmup, compile_backend)
         except Exception as e:  # one failed mode (no compiler for torch.compile, out of memory) must not hide the rest
             rows.append((f"{arch}-8s", mode, f"{crop}x{crop}", batch, f"failed: {type(e).__name__}: {e}"[:200], "",
                          ""))
@@ -89,10 +86,33 @@ def train_step(device: torch.device, tiny: bool = False) -> StepResult:
                          round(r.peak_gib, 2), busy))
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    return StepResult("train", "python -m bench.gpu train" + (" --tiny" if tiny else ""),
-                      ("model", "mode", "size", "batch", "images/s", "peak GiB", "GPU busy"), tuple(rows),
-                      ("bf16-cl = bf16 autocast + channels_last; busy = union of CUDA kernel intervals over the wall "
-                       "time of 10 profiled steps.",))
+    return tuple(rows)
+
+
+TRAIN_COLUMNS = ("model", "mode", "size", "batch", "images/s", "peak GiB", "GPU busy")
+TRAIN_NOTE = ("bf16-cl = bf16 autocast + channels_last; busy = union of CUDA kernel intervals over the wall time of "
+              "10 profiled steps.")
+
+
+def train_step(device: torch.device, tiny: bool = False) -> StepResult:
+    """Training throughput, peak memory and GPU-busy fraction per model and mode (`bench_train.measure`)."""
+    if tiny:
+        runs = [("resnet18", mode, 2, 64, 2, 1) for mode in ("fp32", "bf16-cl")]
+    else:
+        runs = [(arch, mode, 32, 384, 20, 5) for arch in ("resnet50", "vgg16") for mode in ("fp32", "bf16-cl")]
+    return StepResult("train", "python -m bench.gpu train" + (" --tiny" if tiny else ""), TRAIN_COLUMNS,
+                      _train_rows(runs, device), (TRAIN_NOTE,))
+
+
+def compile_step(device: torch.device, tiny: bool = False) -> StepResult:
+    """resnet50-8s bf16 + channels_last under torch.compile (a step of its own: compiling takes a minute or more).
+
+    Tiny: resnet18 with the "eager" backend, which runs the compile wrapper's code path without code generation.
+    """
+    run = ("resnet18", "bf16-cl-compile", 2, 64, 2, 1) if tiny else ("resnet50", "bf16-cl-compile", 32, 384, 20, 5)
+    return StepResult("compile", "python -m bench.gpu compile" + (" --tiny" if tiny else ""), TRAIN_COLUMNS,
+                      _train_rows([run], device, "eager" if tiny else "inductor"),
+                      ("The first warm-up step compiles; the timed steps run the compiled graph.",))
 
 
 def loader_step(shards: Path, batch: int, crop: int, workers: int, batches: int) -> StepResult:
@@ -244,6 +264,8 @@ def run_step(step: str, device: torch.device, tiny: bool, scheduler: str | None 
     (with `ifcn-prep`'s pipeline on a local Dask cluster, or on `scheduler`)."""
     if step == "train":
         return train_step(device, tiny)
+    if step == "compile":
+        return compile_step(device, tiny)
     if step == "maps":
         return maps_step(device, tiny)
     cores = available_cores()
@@ -256,12 +278,12 @@ def run_step(step: str, device: torch.device, tiny: bool, scheduler: str | None 
             images, long_side, clicks = (2, 64, 2) if tiny else (16, 320, 20)
             objects = val_objects(Path(tmp), images, long_side, scheduler=scheduler)
             return noc_step(objects, device, clicks, batch_size=32, workers=min(cores, 8))
-    raise ValueError(f"unknown step {step!r}; choose one of train, loader, maps, noc, report")
+    raise ValueError(f"unknown step {step!r}; choose one of train, compile, loader, maps, noc, report")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("train", "loader", "maps", "noc", "report"))
+    parser.add_argument("step", choices=("train", "compile", "loader", "maps", "noc", "report"))
     parser.add_argument("work", nargs="?", type=Path, help="report: the folder of the step files")
     parser.add_argument("--json", type=Path, help="write the step's result here")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (a CPU check of the code path)")

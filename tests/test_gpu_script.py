@@ -32,6 +32,7 @@ def test_gpu_script_without_a_gpu_prints_its_plan_and_exits_0_quickly(tmp_path: 
     assert done.returncode == 0, done.stderr
     assert "no GPU found" in done.stdout and "nothing installed" in done.stdout
     for command in ("pip install -e .", "python -m pytest -m cuda", "python -m bench.gpu train",
+                    "python -m bench.gpu compile",
                     "python -m bench.gpu loader", "python -m bench.gpu maps", "python -m bench.gpu noc",
                     "bench/bench_demo.py --device cuda", "python -m bench.gpu report"):
         assert command in done.stdout
@@ -41,7 +42,8 @@ def test_gpu_script_without_a_gpu_prints_its_plan_and_exits_0_quickly(tmp_path: 
 @pytest.fixture(scope="module")
 def steps(dask_address: str) -> dict[str, StepResult]:
     """Each measured step of gpu.sh, tiny, on the CPU (data prepared by the pipeline on the shared Dask cluster)."""
-    return {name: run_step(name, CPU, tiny=True, scheduler=dask_address) for name in ("train", "loader", "maps", "noc")}
+    names = ("train", "compile", "loader", "maps", "noc")
+    return {name: run_step(name, CPU, tiny=True, scheduler=dask_address) for name in names}
 
 
 def test_train_step_measures_each_mode(steps: dict[str, StepResult]) -> None:
@@ -49,6 +51,11 @@ def test_train_step_measures_each_mode(steps: dict[str, StepResult]) -> None:
     assert [row[:2] for row in result.rows] == [("resnet18-8s", "fp32"), ("resnet18-8s", "bf16-cl")]
     assert all(isinstance(row[4], float) and row[4] > 0 for row in result.rows)  # images/s, not a failure text
     assert len(result.columns) == len(result.rows[0])
+
+
+def test_compile_step_runs_the_compiled_model(steps: dict[str, StepResult]) -> None:
+    ((model, mode, _, _, images_per_s, _, _),) = steps["compile"].rows
+    assert (model, mode) == ("resnet18-8s", "bf16-cl-compile") and isinstance(images_per_s, float)
 
 
 def test_loader_step_measures_the_loader(steps: dict[str, StepResult]) -> None:
