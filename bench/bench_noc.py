@@ -24,7 +24,7 @@ from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.shards.manifest import resolve_shards
 from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects
+from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects, use_device_clicker
 from ifcn.trainer.evaluation.objects import EvalObject, iter_objects
 from ifcn.trainer.evaluation.predictor import ModelPredictor
 from ifcn.trainer.models import ModelConfig, build_model
@@ -49,11 +49,12 @@ def val_objects(workdir: Path, images: int, long_side: int, scheduler: str | Non
 
 
 def timed(objects: list[EvalObject], predictor: object, settings: NocSettings, batch_size: int,
-          workers: int = 1) -> tuple[float, list[ObjectLog]]:
+          workers: int = 1, device_clicker: bool | None = None) -> tuple[float, list[ObjectLog]]:
     if getattr(predictor, "device", torch.device("cpu")).type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    logs = sorted(evaluate_objects(objects, predictor, settings, batch_size, workers), key=lambda g: g.index)
+    logs = sorted(evaluate_objects(objects, predictor, settings, batch_size, workers, device_clicker),
+                  key=lambda g: g.index)
     return time.perf_counter() - start, logs
 
 
@@ -68,6 +69,7 @@ class NocSpeed:
     batched: float
     engine_ms_per_click: float
     logs_differ: int
+    batched_cpu_clicker: float | None = None  # off the CPU: batched with the per-object CPU clicker instead
 
     @property
     def speedup(self) -> float:
@@ -83,8 +85,12 @@ def compare(objects: list[EvalObject], model: torch.nn.Module, device: torch.dev
     single, single_logs = timed(objects, predictor, settings, 1)
     batched, batched_logs = timed(objects, predictor, settings, batch_size, workers)
     differing = sum(a != b for a, b in zip(single_logs, batched_logs, strict=True))
+    cpu_clicker = None
+    if use_device_clicker(settings, device):
+        seconds, _ = timed(objects, predictor, settings, batch_size, workers, device_clicker=False)
+        cpu_clicker = len(objects) / seconds
     return NocSpeed(device.type, len(objects), len(objects) / single, len(objects) / batched,
-                    1000 * engine / (len(objects) * settings.max_clicks), differing)
+                    1000 * engine / (len(objects) * settings.max_clicks), differing, cpu_clicker)
 
 
 def untrained_model() -> torch.nn.Module:
@@ -119,10 +125,11 @@ def main() -> None:
         print("no CUDA device visible: GPU figures not measured (run this script on a GPU machine for them)")
     rows = [compare(objects, model, device, settings, args.batch_size, args.workers) for device in devices]
     print(f"{'device':<8}{'one at a time':>16}{'batched':>12}{'speed-up':>10}{'engine ms/click':>17}"
-          f"{'logs differ':>13}")
+          f"{'logs differ':>13}{'batched, CPU clicker':>22}")
     for r in rows:
+        cpu_clicker = "" if r.batched_cpu_clicker is None else f"{r.batched_cpu_clicker:.2f} o/s"
         print(f"{r.device:<8}{r.one_at_a_time:>12.2f} o/s{r.batched:>8.2f} o/s{r.speedup:>9.2f}x"
-              f"{r.engine_ms_per_click:>17.3f}{r.logs_differ:>8d}/{r.objects}")
+              f"{r.engine_ms_per_click:>17.3f}{r.logs_differ:>8d}/{r.objects}{cpu_clicker:>22}")
 
 
 if __name__ == "__main__":

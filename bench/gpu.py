@@ -172,13 +172,16 @@ def noc_step(objects: list[EvalObject], device: torch.device, max_clicks: int, b
              workers: int) -> StepResult:
     """NoC objects/s batched against one at a time on `device`, and whether their logs agree."""
     r = compare(objects, untrained_model(), device, NocSettings(max_clicks=max_clicks), batch_size, workers)
+    cpu_clicker = "n/a" if r.batched_cpu_clicker is None else round(r.batched_cpu_clicker, 2)
     return StepResult("noc", f"python -m bench.gpu noc  (batch {batch_size}, {workers} clicker threads)",
                       ("objects", "clicks", "one at a time obj/s", "batched obj/s", "speed-up", "engine ms/click",
-                       "logs differ"),
+                       "logs differ", "batched, CPU clicker obj/s"),
                       ((r.objects, max_clicks, round(r.one_at_a_time, 2), round(r.batched, 2), round(r.speedup, 2),
-                        round(r.engine_ms_per_click, 3), f"{r.logs_differ}/{r.objects}"),),
+                        round(r.engine_ms_per_click, 3), f"{r.logs_differ}/{r.objects}", cpu_clicker),),
                       ("Untrained resnet18-8s; default kernels, so a pixel within ~1e-6 of the threshold may flip "
-                       "between batch sizes (`--batch-invariant` makes the logs identical; a CUDA test checks it).",))
+                       "between batch sizes (`--batch-invariant` makes the logs identical; a CUDA test checks it). "
+                       "On a GPU the standard clicker runs batched on the device (`ifcn.trainer.error_clicks`); the "
+                       "last column is the batched run with the per-object CPU clicker instead.",))
 
 
 def environment() -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The CUDA code paths (issue 11): mixed precision and channels_last training steps, torch.compile, batched NoC on the
-device, the device's distance channels, and a GPU-written checkpoint used on the CPU.
+device (with the batched device clicker), the device's distance channels, and a GPU-written checkpoint used on the CPU.
 
 Marked `cuda` and skipped without a CUDA device; `pytest -m cuda` runs only these (`bench/gpu.sh` does, first).
 """
@@ -78,6 +78,9 @@ def test_batched_noc_on_the_device_equals_one_object_at_a_time() -> None:
     many = sorted(evaluate_objects(objects, predictor, settings, batch_size=len(objects)), key=lambda g: g.index)
     assert len(one) >= 5 and one == many
     assert len({g.ious for g in one}) > 1  # the predictions do vary
+    # The standard clicker ran batched on the device; the per-object CPU clicker gives the same logs.
+    cpu_clicks = evaluate_objects(objects, predictor, settings, batch_size=len(objects), device_clicker=False)
+    assert sorted(cpu_clicks, key=lambda g: g.index) == one
 
 
 def test_distance_channels_on_the_device_equal_the_cpu_ones_and_do_not_grow_with_padding() -> None:

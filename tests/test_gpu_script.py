@@ -70,9 +70,9 @@ def test_maps_step_times_before_and_after(steps: dict[str, StepResult]) -> None:
 
 
 def test_noc_step_compares_batched_and_one_at_a_time(steps: dict[str, StepResult]) -> None:
-    ((objects, clicks, one, batched, speedup, engine_ms, differ),) = steps["noc"].rows
+    ((objects, clicks, one, batched, speedup, engine_ms, differ, cpu_clicker),) = steps["noc"].rows
     assert objects >= 2 and clicks == 2 and min(one, batched, speedup, engine_ms) > 0
-    assert differ.endswith(f"/{objects}")
+    assert differ.endswith(f"/{objects}") and cpu_clicker == "n/a"  # the CPU run has one clicker only
 
 
 def test_report_gathers_every_step_into_json_and_markdown(steps: dict[str, StepResult], tmp_path: Path) -> None:

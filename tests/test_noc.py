@@ -189,6 +189,20 @@ def test_nof_counts_objects_at_the_most_clicks_as_ritm_and_never_reached_is_repo
     assert summary.never_reached == {0.85: 1, 0.9: 2}
 
 
+def test_the_batched_device_clicker_gives_the_logs_of_the_per_object_clicker() -> None:
+    objects, _ = _scenes(seed=4)
+    settings = NocSettings(max_clicks=8)
+    cpu = sorted(evaluate_objects(objects, BoxPredictor(4), settings, batch_size=5, device_clicker=False),
+                 key=lambda g: g.index)
+    for batch_size in (1, 5):
+        device = sorted(evaluate_objects(objects, BoxPredictor(4), settings, batch_size, device_clicker=True),
+                        key=lambda g: g.index)
+        assert device == cpu
+    assert any(c is not None and not c.positive for log in cpu for c in log.clicks)
+    with pytest.raises(ValueError, match="standard"):
+        run_batch(objects[:1], BoxPredictor(4), NocSettings(clicker="seed"), device_clicker=True)
+
+
 def test_min_area_skips_and_counts() -> None:
     object_map, _ = _flat_scene((30, 40), [(3, 3, 4, 4), (18, 20, 27, 36)])
     objects, skipped = scene_objects([object_map], min_area=10)

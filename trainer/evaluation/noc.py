@@ -1,8 +1,9 @@
 """The NoC protocol (spec §6): objects advance click by click together, one batched forward per step.
 
 Objects are grouped by image size and cut into batches of at most `batch_size` in reading order; within a batch,
-every step computes each object's next click on the CPU, runs ONE forward for the objects that got a click, then
-thresholds, optionally refines, and scores them. Each object's clicks depend only on its own masks and predictions,
+every step computes each object's next click (on the CPU, object by object; for the standard clicker on a GPU, all
+at once on the device), runs ONE forward for the objects that got a click, then thresholds, optionally refines, and
+scores them. Each object's clicks depend only on its own masks and predictions,
 so `batch_size=1` (one object at a time) runs the same code path and, with a batch-independent predictor, gives the
 same logs. When the clicker finds no unclicked error pixel (the prediction is already perfect, up to pixels
 already clicked), the step records no click and the object keeps its prediction and IoU.
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from ifcn.trainer.error_clicks import standard_clicks
 from ifcn.trainer.evaluation.clicker import CLICKERS, Click, get_clicker
 from ifcn.trainer.evaluation.grabcut import grabcut_refine
 from ifcn.trainer.evaluation.objects import EvalObject
@@ -98,18 +100,50 @@ def _map(pool: Executor | None, fn: Callable[..., T], jobs: Sequence[tuple]) -> 
     return [fn(*job) for job in jobs] if pool is None else list(pool.map(lambda job: fn(*job), jobs))
 
 
+class DeviceClicker:
+    """The standard clicker for a whole batch at once on a device (`ifcn.trainer.error_clicks`): the same clicks as
+    `standard_click`, without per-object CPU work. Keeps the ground truths and the clicked pixels on the device."""
+
+    def __init__(self, objects: Sequence[EvalObject], device: torch.device) -> None:
+        self.gt = torch.from_numpy(np.stack([o.gt for o in objects])).to(device)
+        self.ignore = torch.from_numpy(np.stack([o.ignore for o in objects])).to(device)
+        self.clicked = torch.zeros_like(self.gt)
+
+    def __call__(self, preds: np.ndarray) -> list[Click | None]:
+        """The next click of every object given the current predictions (n, H, W); marks the clicked pixels."""
+        found, positive, ys, xs = standard_clicks(self.gt, torch.from_numpy(preds).to(self.gt.device), self.ignore,
+                                                  self.clicked)
+        hit = found.nonzero()[:, 0]
+        self.clicked[hit, ys[hit], xs[hit]] = True
+        return [Click(p, y, x) if f else None
+                for f, p, y, x in zip(found.tolist(), positive.tolist(), ys.tolist(), xs.tolist(), strict=True)]
+
+
+def use_device_clicker(settings: NocSettings, device: torch.device) -> bool:
+    """The batched torch clicker serves the standard clicker on GPUs; on the CPU, OpenCV's transform per object is
+    faster."""
+    return settings.clicker == "standard" and device.type != "cpu"
+
+
 def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: NocSettings,
-              pool: Executor | None = None) -> list[ObjectLog]:
+              pool: Executor | None = None, device_clicker: bool | None = None) -> list[ObjectLog]:
     """Run the whole click loop for objects of one image size; returns their logs in the given order.
 
     `pool` spreads the per-object CPU work (clicker, refinement) over threads; OpenCV releases the GIL there. Each
-    object's work depends on its own state only, so the results are the same with or without it.
+    object's work depends on its own state only, so the results are the same with or without it. `device_clicker`
+    forces (True) or forbids (False) the batched standard clicker on the predictor's device; by default
+    `use_device_clicker` decides. Both give the same clicks.
     """
     start = time.perf_counter()
     shapes = {o.shape for o in objects}
     if len(shapes) != 1:
         raise ValueError(f"a batch needs objects of one image size, got {sorted(shapes)}")
     clicker = get_clicker(settings.clicker)
+    if device_clicker is None:
+        device_clicker = use_device_clicker(settings, predictor.device)
+    if device_clicker and settings.clicker != "standard":
+        raise ValueError(f"the device clicker implements the standard clicker, not {settings.clicker!r}")
+    on_device = DeviceClicker(objects, predictor.device) if device_clicker else None
     refine = REFINERS[settings.refine]
     n, (h, w) = len(objects), objects[0].shape
     # Upload each image once; objects of the same image share it.
@@ -132,7 +166,11 @@ def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: Noc
     current = [0.0] * n
     for _ in range(settings.max_clicks):
         moved: list[int] = []
-        found = _map(pool, clicker.next_click, [(o.gt, preds[i], o.ignore, clicked[i]) for i, o in enumerate(objects)])
+        if on_device is not None:
+            found = on_device(preds)
+        else:
+            jobs = [(o.gt, preds[i], o.ignore, clicked[i]) for i, o in enumerate(objects)]
+            found = _map(pool, clicker.next_click, jobs)
         for i, click in enumerate(found):
             history[i].append(click)
             if click is not None:
@@ -158,11 +196,12 @@ def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: Noc
 
 
 def evaluate_objects(objects: Iterable[EvalObject], predictor: Predictor, settings: NocSettings,
-                     batch_size: int, workers: int = 1) -> Iterator[ObjectLog]:
+                     batch_size: int, workers: int = 1, device_clicker: bool | None = None) -> Iterator[ObjectLog]:
     """Stream objects through `run_batch`, batching objects of the same image size in reading order.
 
     At most one partial batch per image size is held, so memory stays bounded on a split of any length. Logs come
-    out in completion order; sort them by `index` for reading order. `workers` threads share the CPU work.
+    out in completion order; sort them by `index` for reading order. `workers` threads share the CPU work;
+    `device_clicker` as in `run_batch`.
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1 (got {batch_size})")
@@ -174,9 +213,9 @@ def evaluate_objects(objects: Iterable[EvalObject], predictor: Predictor, settin
             group = pending.setdefault(obj.shape, [])
             group.append(obj)
             if len(group) == batch_size:
-                yield from run_batch(pending.pop(obj.shape), predictor, settings, pool)
+                yield from run_batch(pending.pop(obj.shape), predictor, settings, pool, device_clicker)
         for group in pending.values():
-            yield from run_batch(group, predictor, settings, pool)
+            yield from run_batch(group, predictor, settings, pool, device_clicker)
 
 
 def clicks_to_reach(ious: Sequence[float], threshold: float, strict: bool) -> int | None:
