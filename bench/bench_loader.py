@@ -14,8 +14,8 @@ Run: `python -m bench.bench_loader [--images 60] [--pairs 15] [--crop 384] [--ba
   JPEG and the SegmentationObject PNG with PIL, read that pair's positive and negative click-map PNGs (written
   beforehand, one PNG per pair per sign with 1 at the clicks, as the seed's `generate_data_pairs.py` does), turn
   them into distance maps with scipy's EDT, resize everything to the crop, flip, normalise, stack 5 float channels.
-- maps: milliseconds per sample per sign of one distance channel at `--crop`² in batches of `--batch-size` with 10
-  valid clicks of 16 padded slots (and other click counts), for OpenCV's exact Euclidean transform of the
+- maps: CPU milliseconds per sample per sign of one distance channel at `--crop`² in batches of `--batch-size` with
+  10 valid clicks of 16 padded slots (and other click counts), for OpenCV's exact Euclidean transform of the
   rasterised clicks (`DIST_MASK_PRECISE`, clipped and scaled), the formulation before (`dense`) and after (the
   CPU's `per_sample`), with the peak growth of the process's memory during the call.
 
@@ -183,10 +183,10 @@ def map_costs(batch: int, size: int, valid_clicks: int, slots: int, repeats: int
             fn()
             peak = growth()
         times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
+        for _ in range(repeats):  # CPU time at one thread: the cost per core, robust to other processes
+            start = time.process_time()
             fn()
-            times.append(time.perf_counter() - start)
+            times.append(time.process_time() - start)
         costs[name] = (1000 * statistics.median(times) / batch, peak / 2**20)
     return costs
 
