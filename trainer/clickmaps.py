@@ -28,7 +28,7 @@ from ifcn.distance import edt
 
 CLIP = 255.0
 #: Above this many valid clicks (on the pixel grid) a CPU map is rasterised and OpenCV's exact transform runs: at 384²
-#: on one core it costs about as much as this many running-minimum steps (`python bench/bench_loader.py --maps`).
+#: on one core it costs about as much as this many running-minimum steps (`python -m bench.bench_loader --maps-only`).
 EDT_CLICKS = 48
 #: Padded click slots reduced together by the device formulation: its temporary memory is this many maps.
 SLOT_CHUNK = 8
