@@ -97,7 +97,7 @@ TRAIN_NOTE = ("bf16-cl = bf16 autocast + channels_last; busy = union of CUDA ker
 def train_step(device: torch.device, tiny: bool = False) -> StepResult:
     """Training throughput, peak memory and GPU-busy fraction per model and mode (`bench_train.measure`)."""
     if tiny:
-        runs = [("resnet18", mode, 2, 64, 2, 1) for mode in ("fp32", "bf16-cl")]
+        runs = [("resnet18", mode, 2, 32, 1, 1) for mode in ("fp32", "bf16-cl")]
     else:
         runs = [(arch, mode, 32, 384, 20, 5) for arch in ("resnet50", "vgg16") for mode in ("fp32", "bf16-cl")]
     return StepResult("train", "python -m bench.gpu train" + (" --tiny" if tiny else ""), TRAIN_COLUMNS,
@@ -109,7 +109,7 @@ def compile_step(device: torch.device, tiny: bool = False) -> StepResult:
 
     Tiny: resnet18 with the "eager" backend, which runs the compile wrapper's code path without code generation.
     """
-    run = ("resnet18", "bf16-cl-compile", 2, 64, 2, 1) if tiny else ("resnet50", "bf16-cl-compile", 32, 384, 20, 5)
+    run = ("resnet18", "bf16-cl-compile", 2, 32, 1, 1) if tiny else ("resnet50", "bf16-cl-compile", 32, 384, 20, 5)
     return StepResult("compile", "python -m bench.gpu compile" + (" --tiny" if tiny else ""), TRAIN_COLUMNS,
                       _train_rows([run], device, "eager" if tiny else "inductor"),
                       ("The first warm-up step compiles; the timed steps run the compiled graph.",))
