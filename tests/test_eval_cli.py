@@ -35,6 +35,11 @@ def _noc(inputs: dict[str, Path], out: Path, *extra: str | Path) -> tuple[int, s
                 "--max-clicks", "3", "--out", out, "--no-progress", *extra)
 
 
+def _row_name(folder: Path) -> str:
+    """The documented rule, read off the files: the source the manifest records, else the shards' folder."""
+    return json.loads((folder / "manifest.json").read_text())["source"].get("name") or folder.name
+
+
 def _table(output: str) -> dict[str, dict[str, str]]:
     """The printed Markdown table as {dataset: {column: cell}}."""
     lines = [line for line in output.splitlines() if line.startswith("| ")]
@@ -51,10 +56,10 @@ def test_noc_writes_every_output_and_batched_logs_equal_one_at_a_time(inputs: di
     (row,) = _table(output).values()
     assert set(row) == {"dataset", "objects", "NoC@85", "NoC@90", "NoF@85", "NoF@90", "never@85", "never@90",
                         "mIoU@1", "s/click"}  # mIoU@5 only with 5 clicks or more
-    assert row["dataset"] == "val" and row["objects"] == "8"  # named after the shards' folder
+    assert row["dataset"] == _row_name(inputs["shards"]) and row["objects"] == "8"
     assert (tmp_path / "batched" / "noc_table.md").read_text() in output
     summary = json.loads((tmp_path / "batched" / "summary.json").read_text())
-    assert summary["num_objects"] == 8 and len(summary["miou_curve"]) == 3 and summary["dataset"] == "val"
+    assert summary["num_objects"] == 8 and len(summary["miou_curve"]) == 3 and summary["dataset"] == row["dataset"]
     assert set(summary["noc"]) == {"85", "90"} and all(1 <= v <= 3 for v in summary["noc"].values())
     assert set(summary["never_reached"]) == {"85", "90"}
     assert summary["settings"]["max_clicks"] == 3 and summary["settings"]["threshold"] == 0.49
@@ -153,7 +158,7 @@ def test_noc_on_the_pipeline_val_shards_of_both_formats(inputs: dict[str, Path],
     assert sorted(set(logged)) == sorted(keys) and logged == sorted(logged, key=keys.index)  # reading order
     code, output = _run("noc", "--checkpoint", inputs["interactive"], "--shards", train_shards_h5, "--device", "cpu",
                         "--max-clicks", "2", "--limit", "2")
-    assert code == 0 and _table(output)[train_shards_h5.name]["objects"] == "2", output
+    assert code == 0 and _table(output)[_row_name(train_shards_h5)]["objects"] == "2", output
 
 
 def test_noc_over_several_datasets_prints_one_table_and_writes_a_report_per_dataset(inputs: dict[str, Path],
@@ -161,21 +166,22 @@ def test_noc_over_several_datasets_prints_one_table_and_writes_a_report_per_data
     other = make_val_shards(tmp_path / "grabcut", images_per_shard=4)
     out = tmp_path / "multi"
     code, output = _run("noc", "--checkpoint", inputs["interactive"], "--device", "cpu", "--max-clicks", "5",
-                        "--shards", f"voc={inputs['shards']}", "--shards", f"{other}/manifest.json", "--iou", "85",
+                        "--shards", f"first={inputs['shards']}", "--shards", f"{other}/manifest.json", "--iou", "85",
                         "--iou", "0.9", "--limit", "3", "--out", out, "--no-progress")
     assert code == 0, output
     table = _table(output)
-    assert list(table) == ["voc", "grabcut"]  # NAME=, then the folder of the manifest
+    names = ["first", _row_name(other)]  # NAME=, then the manifest's source or its folder
+    assert list(table) == names
     assert all(row["objects"] == "3" and "mIoU@5" in row and "NoF@90" in row for row in table.values())
     combined = json.loads((out / "summary.json").read_text())
-    assert combined["dataset_order"] == ["voc", "grabcut"] and combined["table"] in output
+    assert combined["dataset_order"] == names and combined["table"] in output
     assert (out / "noc_table.md").read_text() == combined["table"]
-    for name in ("voc", "grabcut"):
+    for name in names:
         summary = json.loads((out / name / "summary.json").read_text())
         assert summary == combined["datasets"][name] and set(summary["noc"]) == {"85", "90"}
         assert len((out / name / "objects.jsonl").read_text().splitlines()) == 3
     assert (out / "miou_curve.png").read_bytes().startswith(PNG)
-    code, output = _run("plot", out, tmp_path / "multi" / "voc", "--png", tmp_path / "all.png")
+    code, output = _run("plot", out, out / "first", "--png", tmp_path / "all.png")
     assert code == 0 and (tmp_path / "all.png").read_bytes().startswith(PNG), output
 
 
