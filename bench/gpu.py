@@ -37,7 +37,7 @@ import torch
 from bench.bench_loader import our_batches, prepare, steady_rate
 from bench.bench_noc import compare, untrained_model, val_objects
 from bench.bench_train import measure
-from ifcn.cores import available_cores
+from ifcn.cores import usable_cores
 from ifcn.trainer.clickmaps import distance_maps
 from ifcn.trainer.evaluation.noc import NocSettings
 from ifcn.trainer.evaluation.objects import EvalObject
@@ -271,7 +271,7 @@ def run_step(step: str, device: torch.device, tiny: bool, scheduler: str | None 
         return compile_step(device, tiny)
     if step == "maps":
         return maps_step(device, tiny)
-    cores = available_cores()
+    cores = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:
         if step == "loader":
             images, batch, crop = (4, 2, 64) if tiny else (160, 32, 384)

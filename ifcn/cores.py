@@ -1,11 +1,17 @@
-"""How many CPU cores this process may use: the bound of every `--workers` default."""
+"""How many CPU cores this process may use: the default (and the ceiling) of every `--workers` option.
+
+`os.cpu_count()` counts the machine's cores, not the ones a container, `taskset` or a batch scheduler lets this
+process run on; starting more worker processes than that only makes them compete for the same cores.
+"""
 
 from __future__ import annotations
 
 import os
 
 
-def available_cores() -> int:
-    """The cores this process may run on: its CPU affinity where the OS reports one (containers, `taskset`, batch
-    schedulers), else the machine's count."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def usable_cores() -> int:
+    """The number of cores this process may run on (at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)

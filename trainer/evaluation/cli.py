@@ -13,13 +13,13 @@ from typing import Any
 
 import click
 
-from ifcn.cores import available_cores
+from ifcn.cores import usable_cores
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
 from ifcn.trainer.precision import PRECISIONS
 
 #: Clicker threads: the cores available, at most 8 (beyond that the forward pass dominates).
-DEFAULT_WORKERS = min(8, available_cores())
+DEFAULT_WORKERS = min(8, usable_cores())
 #: Upper bounds that catch typing mistakes (`--batch-size 100000`) before they exhaust memory.
 MAX_BATCH_SIZE = 1024
 MAX_WORKERS = 256
