@@ -1,28 +1,39 @@
-"""Training-loader throughput per CPU core: our shard stream against a seed-style loader.
+"""Training-loader throughput per CPU core: our shard stream against a seed-style loader, the whole CPU path (stream
++ collate + network input) before and after issue 14, and the cost of one distance channel.
 
-Run: `python bench/bench_loader.py [--images 60] [--pairs 15] [--crop 384] [--batch-size 8] [--batches 100]`.
+Run: `python -m bench.bench_loader [--images 60] [--pairs 15] [--crop 384] [--batch-size 24] [--batches 40]
+[--maps-only]` from the repository root.
 
 - ours: `TrainStream` in one process (= one DataLoader worker): read webdataset shards, decode each image once,
   expand it into its (object, pair) items, shuffle buffer, scale/flip/crop to `--crop`, collate uint8 crops and
   padded click coordinates. Normalisation and the distance channels are computed on the device afterwards.
+- whole CPU path: the same stream, then `batch_input` on the CPU (normalised RGB + the two distance channels), as
+  CPU training and CPU evaluation run it; "before" builds the input as the code did before issue 14 (out-of-place
+  normalisation, the (B, K, H, W) `dense` distance formulation over every padded slot, concatenation).
 - seed-style baseline (as the seed's `voc_with_interactives.py` does, on a VOC-layout folder): per item, read the
   JPEG and the SegmentationObject PNG with PIL, read that pair's positive and negative click-map PNGs (written
   beforehand, one PNG per pair per sign with 1 at the clicks, as the seed's `generate_data_pairs.py` does), turn
   them into distance maps with scipy's EDT, resize everything to the crop, flip, normalise, stack 5 float channels.
+- maps: CPU milliseconds per sample per sign of one distance channel at `--crop`² in batches of `--batch-size` with
+  10 valid clicks of 16 padded slots (and other click counts), for OpenCV's exact Euclidean transform of the
+  rasterised clicks (`DIST_MASK_PRECISE`, clipped and scaled), the formulation before (`dense`) and after (the
+  CPU's `per_sample`), with the peak growth of the process's memory during the call.
 
-Both run single-threaded (OpenCV and torch at one thread); figures are samples per second of wall time and per
-CPU-second (the latter is robust to other processes sharing the machine), timed after the first batch (steady
+Everything runs single-threaded (OpenCV and torch at one thread); figures are samples per second of wall time and
+per CPU-second (the latter is robust to other processes sharing the machine), timed after the first batch (steady
 state: our first batch waits for the shuffle buffer to fill). With `--pairs 1` there is no decode to share among
 an image's pairs, which shows the gain that comes from the rest of the design alone. Data: the synthetic VOC set
 (VOC-like sizes, long side 500) sampled with `ifcn-prep`'s defaults.
 """
 
+
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -31,22 +42,29 @@ import torch
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
+from bench.bench_models import rss_peak
 from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.shards.check import check_shards
 from ifcn.shards.manifest import resolve_shards
 from ifcn.shards.reader import read_shard
+from ifcn.trainer.clickmaps import CLIP, distance_maps
 from ifcn.trainer.data import AugmentConfig, TrainStream, make_loader
-from ifcn.trainer.inputs import IMAGENET_MEAN, IMAGENET_STD
+from ifcn.trainer.inputs import IMAGENET_MEAN, IMAGENET_STD, batch_input
+
+CPU = torch.device("cpu")
+Batch = dict[str, torch.Tensor]
 
 
-def prepare(work: Path, images: int, pairs: int) -> tuple[Path, Path]:
-    """Synthetic VOC root and its shards (webdataset)."""
+def prepare(work: Path, images: int, pairs: int, workers: int = 1, images_per_shard: int = 16,
+            scheduler: str | None = None) -> tuple[Path, Path]:
+    """Synthetic VOC root and its shards (webdataset), on a local Dask cluster of `workers` or on `scheduler`."""
     root = make_synth_dataset(work / "synth", SynthConfig(train_images=images, val_images=0, seed=0))
     shards = work / "shards"
-    run_sample(SampleJob(voc_root=root, split="train", out=shards, clicks=ClickConfig(pairs=pairs), workers=1,
-                         images_per_shard=16, progress=False), log=lambda m: None)
+    run_sample(SampleJob(voc_root=root, split="train", out=shards, clicks=ClickConfig(pairs=pairs),
+                         workers=None if scheduler else workers, images_per_shard=images_per_shard, scheduler=scheduler,
+                         progress=False), log=lambda m: None)
     return root, shards
 
 
@@ -109,10 +127,80 @@ def seed_batches(root: Path, items: list, crop: int, batch: int, batches: int) -
         yield len(torch.stack([p[0] for p in pairs]))
 
 
-def our_batches(shards: Path, crop: int, batch: int, batches: int) -> Iterator[int]:
+def our_batches(shards: Path, crop: int, batch: int, batches: int, workers: int = 0,
+                to_input: Callable[[Batch], torch.Tensor] | None = None) -> Iterator[int]:
+    """Batch sizes of our loader; with `to_input`, each batch is also turned into the network input on the CPU."""
     infos = check_shards(resolve_shards(shards), "interactive")
-    stream = TrainStream(infos, "interactive", AugmentConfig(crop), batch, batches, seed=0)
-    return (len(b["image"]) for b in make_loader(stream))
+    stream = TrainStream(infos, "interactive", AugmentConfig(crop), batch, batches, seed=0, workers=workers)
+    for b in make_loader(stream):
+        if to_input is not None:
+            to_input(b)
+        yield len(b["image"])
+
+
+def input_after(batch: Batch) -> torch.Tensor:
+    """The network input as training and evaluation build it (`ifcn.trainer.inputs.batch_input`)."""
+    return batch_input(batch, CPU)
+
+
+def input_before(batch: Batch) -> torch.Tensor:
+    """The network input as built before issue 14: out-of-place normalisation, `dense` maps, concatenation."""
+    images = batch["image"].permute(0, 3, 1, 2)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0
+    h, w = images.shape[-2:]
+    maps = [distance_maps(batch[s], batch[f"{s}_valid"], h, w, formulation="dense") for s in ("pos", "neg")]
+    return torch.cat([(images.float() - mean) / std, *maps], dim=1)
+
+
+def opencv_maps(clicks: torch.Tensor, valid: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """OpenCV's exact Euclidean transform of each sample's rasterised clicks, clipped and scaled: the reference cost."""
+    out = torch.empty(len(valid), 1, height, width)
+    for i in range(len(valid)):
+        free = np.ones((height, width), np.uint8)
+        yx = clicks[i][valid[i]].long().numpy()
+        free[yx[:, 0], yx[:, 1]] = 0
+        dist = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        np.minimum(dist, CLIP, out=dist)
+        out[i, 0] = torch.from_numpy(dist / CLIP)
+    return out
+
+
+def map_costs(batch: int, size: int, valid_clicks: int, slots: int, repeats: int = 3,
+              seed: int = 0) -> dict[str, tuple[float, float]]:
+    """{method: (ms per sample per sign, peak memory growth in MiB)} for one distance channel of a random batch."""
+    g = torch.Generator().manual_seed(seed)
+    clicks = torch.randint(0, size, (batch, slots, 2), dtype=torch.int32, generator=g)
+    valid = torch.zeros(batch, slots, dtype=torch.bool)
+    valid[:, :valid_clicks] = True
+    methods: dict[str, Callable[[], torch.Tensor]] = {
+        "opencv exact EDT": lambda: opencv_maps(clicks, valid, size, size),
+        "before (dense)": lambda: distance_maps(clicks, valid, size, size, formulation="dense"),
+        "after (per_sample)": lambda: distance_maps(clicks, valid, size, size),
+    }
+    costs = {}
+    for name, fn in methods.items():
+        with rss_peak() as growth:  # the warm-up call, watched by the memory sampler (its thread skews timing)
+            fn()
+            peak = growth()
+        times = []
+        for _ in range(repeats):  # CPU time at one thread: the cost per core, robust to other processes
+            start = time.process_time()
+            fn()
+            times.append(time.process_time() - start)
+        costs[name] = (1000 * statistics.median(times) / batch, peak / 2**20)
+    return costs
+
+
+def print_map_costs(batch: int, size: int) -> None:
+    output_mib = batch * size * size * 4 / 2**20
+    print(f"one distance channel, {size}x{size}, batch {batch}, one thread (output tensor {output_mib:.0f} MiB):")
+    print(f"{'valid/slots':>12}{'method':>22}{'ms/sample/sign':>16}{'vs EDT':>8}{'peak MiB':>10}")
+    for valid_clicks, slots in ((10, 16), (1, 8), (24, 24), (48, 48), (100, 104)):
+        costs = map_costs(batch, size, valid_clicks, slots)
+        edt_ms = costs["opencv exact EDT"][0]
+        for name, (ms, mib) in costs.items():
+            print(f"{valid_clicks:>5}/{slots:<6}{name:>22}{ms:>16.3f}{ms / edt_ms:>7.2f}x{mib:>10.0f}")
 
 
 def main() -> None:
@@ -120,21 +208,33 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--pairs", type=int, default=15)
     parser.add_argument("--crop", type=int, default=384)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=24)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--maps-only", action="store_true", help="only the distance-channel costs")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    print_map_costs(args.batch_size, args.crop)
+    if args.maps_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root, shards = prepare(Path(tmp), args.images, args.pairs)
         items = write_click_maps(shards, Path(tmp) / "click_maps")
         print(f"{args.images} images, {len(items)} (object, pair) items; crop {args.crop}, batch {args.batch_size}, "
               f"{args.batches} batches each")
-        ours = steady_rate(our_batches(shards, args.crop, args.batch_size, args.batches))
-        seed = steady_rate(seed_batches(root, items, args.crop, args.batch_size, args.batches))
-    print(f"ours      : {ours[0]:7.1f} samples/s wall, {ours[1]:7.1f} samples per CPU-second")
-    print(f"seed-style: {seed[0]:7.1f} samples/s wall, {seed[1]:7.1f} samples per CPU-second")
-    print(f"speed-up per core: {ours[1] / seed[1]:.1f}x (target ≥ 3x)")
+        loader = (shards, args.crop, args.batch_size, args.batches)
+        rates = {
+            "ours, loader only (stream + collate)": steady_rate(our_batches(*loader)),
+            "ours, whole CPU path, after": steady_rate(our_batches(*loader, to_input=input_after)),
+            "ours, whole CPU path, before": steady_rate(our_batches(*loader, to_input=input_before)),
+            "seed-style (whole CPU path)": steady_rate(seed_batches(root, items, args.crop, args.batch_size,
+                                                                    args.batches)),
+        }
+    for name, (wall, per_cpu) in rates.items():
+        print(f"{name:<40}: {wall:7.1f} samples/s wall, {per_cpu:7.1f} samples per CPU-second")
+    after, before = rates["ours, whole CPU path, after"][1], rates["ours, whole CPU path, before"][1]
+    seed = rates["seed-style (whole CPU path)"][1]
+    print(f"whole CPU path per core: after/before {after / before:.1f}x, after/seed-style {after / seed:.1f}x")
 
 
 if __name__ == "__main__":

@@ -62,12 +62,14 @@ def _kernel_intervals(prof: torch.profiler.profile) -> list[tuple[float, float]]
             if e.device_type == torch.autograd.DeviceType.CUDA]
 
 
-def measure(arch: str, mode: str, device: torch.device, batch: int, crop: int, steps: int, warmup: int) -> Result:
+def measure(arch: str, mode: str, device: torch.device, batch: int, crop: int, steps: int, warmup: int,
+            compile_backend: str = "inductor") -> Result:
+    """One model and mode; `compile_backend` is torch.compile's (a CPU check of the code path uses "eager")."""
     precision, channels_last, compile_ = MODES[mode]
     model = build_model(ModelConfig(arch, 8, "deconv", in_channels=5, num_classes=1, weights="none")).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    net = torch.compile(model) if compile_ else model
+    net = torch.compile(model, backend=compile_backend) if compile_ else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     host = synthetic_batch(batch, crop)

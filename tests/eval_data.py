@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -13,6 +15,7 @@ from ifcn.shards.formats import get_format
 from ifcn.shards.manifest import SCHEMA_VERSION, Manifest, ShardEntry, Source, Totals, write_manifest
 from ifcn.shards.records import Sample, encode_mask
 from ifcn.trainer.checkpoint import save_checkpoint
+from ifcn.trainer.evaluation.objects import EvalObject, eval_objects_of_image
 from ifcn.trainer.models import ModelConfig, build_model
 
 CLICKS = ClickConfig(pairs=1, min_area=30, d=12.0)
@@ -73,3 +76,30 @@ def make_checkpoint(path: Path, task: str) -> Path:
     save_checkpoint(path, {"model_config": config.to_dict(), "task": task, "model": build_model(config).state_dict(),
                            "manifest_id": "untrained"})
     return path
+
+
+def random_scene(rng: np.random.Generator, shape: tuple[int, int], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping ellipses with void bands, and a noisy image."""
+    object_map = np.zeros(shape, np.uint8)
+    for i in range(1, n + 1):
+        cy, cx = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        axes = (int(rng.integers(4, shape[1] // 3)), int(rng.integers(4, shape[0] // 3)))
+        layer = np.zeros(shape, np.uint8)
+        cv2.ellipse(layer, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        band = cv2.dilate(layer, np.ones((3, 3), np.uint8)).astype(bool) & ~layer.astype(bool)
+        object_map[band] = 255
+        object_map[layer.astype(bool)] = i
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    return object_map, image
+
+
+def scene_objects(object_maps: Sequence[np.ndarray], images: Sequence[np.ndarray] | None = None,
+                  min_area: int = 0) -> tuple[list[EvalObject], Counter]:
+    """The evaluation objects of hand-made object maps (class map = object map; black images unless given)."""
+    skipped: Counter = Counter()
+    objects: list[EvalObject] = []
+    for i, object_map in enumerate(object_maps):
+        image = images[i] if images is not None else np.zeros((*object_map.shape, 3), np.uint8)
+        objects += eval_objects_of_image(f"img{i}", image, object_map, object_map.copy(), min_area, skipped,
+                                         start=len(objects))
+    return objects, skipped

@@ -12,8 +12,9 @@ import torch
 
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.grabcut import grabcut_refine, seed_mask
-from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, run_batch, summarize
-from ifcn.trainer.evaluation.objects import EvalObject, eval_objects_of_image
+from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects, run_batch, summarize
+from ifcn.trainer.evaluation.objects import EvalObject
+from tests.eval_data import random_scene, scene_objects
 
 CPU = torch.device("cpu")
 
@@ -58,17 +59,6 @@ class BoxPredictor:
         return out
 
 
-def _objects(object_maps: Sequence[np.ndarray], images: Sequence[np.ndarray] | None = None,
-             min_area: int = 0) -> tuple[list[EvalObject], Counter]:
-    skipped: Counter = Counter()
-    objects: list[EvalObject] = []
-    for i, object_map in enumerate(object_maps):
-        image = images[i] if images is not None else np.zeros((*object_map.shape, 3), np.uint8)
-        objects += eval_objects_of_image(f"img{i}", image, object_map, object_map.copy(), min_area, skipped,
-                                 start=len(objects))
-    return objects, skipped
-
-
 def _flat_scene(shape: tuple[int, int], boxes: Sequence[tuple[int, int, int, int]],
                 void: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """An object map with rectangles 1..N, each in a void band `void` px wide, and an image where each object and
@@ -86,7 +76,7 @@ def _flat_scene(shape: tuple[int, int], boxes: Sequence[tuple[int, int, int, int
 def test_perfect_predictor_needs_one_click_and_void_is_left_out_of_iou() -> None:
     scenes = [_flat_scene((30, 40), [(3, 3, 12, 15), (18, 20, 27, 36)]), _flat_scene((25, 25), [(0, 0, 10, 24)])]
     maps, images = zip(*scenes, strict=True)
-    objects, _ = _objects(maps, images)
+    objects, _ = scene_objects(maps, images)
     settings = NocSettings(max_clicks=5)
     logs = list(evaluate_objects(objects, ColourPredictor(), settings, batch_size=4))
     assert len(logs) == 3
@@ -99,7 +89,7 @@ def test_perfect_predictor_needs_one_click_and_void_is_left_out_of_iou() -> None
 
 def test_empty_predictor_fails_every_object() -> None:
     object_map, _ = _flat_scene((30, 40), [(3, 3, 12, 15), (18, 20, 27, 36)])
-    objects, _ = _objects([object_map])
+    objects, _ = scene_objects([object_map])
     settings = NocSettings(max_clicks=7, iou_thresholds=(0.5, 0.85))
     logs = list(evaluate_objects(objects, EmptyPredictor(), settings, batch_size=2))
     summary = summarize(logs, settings)
@@ -116,7 +106,7 @@ def test_box_predictor_gives_the_hand_computed_noc() -> None:
     # prediction, so click 2 lands at (15, 26) (IoU 2/3) and click 3 at (15, 37) (IoU 1); then nothing is left.
     object_map = np.zeros((31, 53), np.uint8)
     object_map[10:21, 10:43] = 1
-    objects, _ = _objects([object_map])
+    objects, _ = scene_objects([object_map])
     settings = NocSettings(max_clicks=5, iou_thresholds=(0.6, 0.85, 0.9))
     (log,) = run_batch(objects, BoxPredictor(5), settings)
     assert log.clicks == (Click(True, 15, 15), Click(True, 15, 26), Click(True, 15, 37), None, None)
@@ -129,7 +119,7 @@ def test_box_predictor_gives_the_hand_computed_noc() -> None:
 def test_strict_criterion_of_the_seed_clicker() -> None:
     object_map = np.zeros((31, 53), np.uint8)
     object_map[10:21, 10:43] = 1
-    objects, _ = _objects([object_map])
+    objects, _ = scene_objects([object_map])
     standard = summarize(run_batch(objects, BoxPredictor(5), NocSettings(max_clicks=4, iou_thresholds=(1.0,))),
                          NocSettings(max_clicks=4, iou_thresholds=(1.0,)))
     seed_settings = NocSettings(max_clicks=4, iou_thresholds=(1.0,), clicker="seed")
@@ -138,26 +128,11 @@ def test_strict_criterion_of_the_seed_clicker() -> None:
     assert seed.noc == {1.0: 4.0} and seed.nof == {1.0: 1}  # IoU > 1 is never reached
 
 
-def _random_scene(rng: np.random.Generator, shape: tuple[int, int], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Overlapping ellipses with void bands, and a noisy image."""
-    object_map = np.zeros(shape, np.uint8)
-    for i in range(1, n + 1):
-        cy, cx = rng.integers(0, shape[0]), rng.integers(0, shape[1])
-        axes = (int(rng.integers(4, shape[1] // 3)), int(rng.integers(4, shape[0] // 3)))
-        layer = np.zeros(shape, np.uint8)
-        cv2.ellipse(layer, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
-        band = cv2.dilate(layer, np.ones((3, 3), np.uint8)).astype(bool) & ~layer.astype(bool)
-        object_map[band] = 255
-        object_map[layer.astype(bool)] = i
-    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
-    return object_map, image
-
-
 def _scenes(seed: int = 3) -> tuple[list[EvalObject], Counter]:
     rng = np.random.default_rng(seed)
     shapes = [(40, 56), (48, 40), (40, 56), (48, 40), (40, 56)]
-    maps, images = zip(*(_random_scene(rng, s, 3) for s in shapes), strict=True)
-    return _objects(maps, images)
+    maps, images = zip(*(random_scene(rng, s, 3) for s in shapes), strict=True)
+    return scene_objects(maps, images)
 
 
 @pytest.mark.parametrize("clicker", ["standard", "seed"])
@@ -172,15 +147,73 @@ def test_batched_and_one_at_a_time_logs_are_identical_rule_based(clicker: str) -
         assert other == runs[0]
 
 
+class MaskPredictor:
+    """Predicts one fixed mask, whatever the clicks."""
+
+    device = CPU
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.mask = torch.from_numpy(mask).float()
+
+    def __call__(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]]) -> torch.Tensor:
+        return self.mask.expand(images.shape[0], *self.mask.shape)
+
+
+def test_an_iou_of_exactly_0_90_reaches_noc_90_at_that_click() -> None:
+    # A 10-pixel object predicted with 9 of its pixels: IoU 9/10, which float32 would make 0.8999999762.
+    object_map = np.zeros((12, 16), np.uint8)
+    object_map[5, 3:13] = 1
+    prediction = object_map == 1
+    prediction[5, 12] = False
+    objects, _ = scene_objects([object_map])
+    settings = NocSettings(max_clicks=3, iou_thresholds=(0.9,))
+    (log,) = run_batch(objects, MaskPredictor(prediction), settings)
+    assert log.ious[0] == 0.9
+    summary = summarize([log], settings)
+    assert summary.noc == {0.9: 1.0} and summary.nof == {0.9: 0} and summary.never_reached == {0.9: 0}
+
+
+def _log(index: int, ious: Sequence[float]) -> ObjectLog:
+    return ObjectLog(index, f"k{index}", 1, 1, 10, (Click(True, 0, 0),) * len(ious), tuple(ious))
+
+
+def test_nof_counts_objects_at_the_most_clicks_as_ritm_and_never_reached_is_reported_beside() -> None:
+    settings = NocSettings(max_clicks=3, iou_thresholds=(0.85, 0.9))
+    logs = [_log(0, (0.95, 0.95, 0.95)),  # reaches both at click 1
+            _log(1, (0.5, 0.7, 0.88)),  # 0.85 only at the last click: NoC@85 = 3, a failure for RITM's NoF
+            _log(2, (0.2, 0.3, 0.4)),  # never reaches either
+            _log(3, (0.86, 0.5, 0.91))]  # reaches 0.85 at click 1 and 0.90 at the last click
+    summary = summarize(logs, settings)
+    assert summary.noc == {0.85: (1 + 3 + 3 + 1) / 4, 0.9: (1 + 3 + 3 + 3) / 4}
+    assert summary.nof == {0.85: 2, 0.9: 3}
+    assert summary.never_reached == {0.85: 1, 0.9: 2}
+
+
+def test_the_batched_device_clicker_gives_the_logs_of_the_per_object_clicker() -> None:
+    objects, _ = _scenes(seed=4)
+    settings = NocSettings(max_clicks=8)
+    cpu = sorted(evaluate_objects(objects, BoxPredictor(4), settings, batch_size=5, device_clicker=False),
+                 key=lambda g: g.index)
+    for batch_size in (1, 5):
+        device = sorted(evaluate_objects(objects, BoxPredictor(4), settings, batch_size, device_clicker=True),
+                        key=lambda g: g.index)
+        assert device == cpu
+    assert any(c is not None and not c.positive for log in cpu for c in log.clicks)
+    with pytest.raises(ValueError, match="standard"):
+        run_batch(objects[:1], BoxPredictor(4), NocSettings(clicker="seed"), device_clicker=True)
+
+
 def test_min_area_skips_and_counts() -> None:
     object_map, _ = _flat_scene((30, 40), [(3, 3, 4, 4), (18, 20, 27, 36)])
-    objects, skipped = _objects([object_map], min_area=10)
+    objects, skipped = scene_objects([object_map], min_area=10)
     assert [o.object_id for o in objects] == [2] and skipped == {"below_min_area": 1}
 
 
 def test_settings_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="--max-clicks"):
         NocSettings(max_clicks=0)
+    with pytest.raises(ValueError, match=r"1\.\.1000"):
+        NocSettings(max_clicks=100000)
     with pytest.raises(ValueError, match="--iou"):
         NocSettings(iou_thresholds=(0.0,))
     with pytest.raises(ValueError, match="--iou"):
@@ -240,8 +273,8 @@ def test_batched_and_one_at_a_time_logs_are_identical_with_a_real_network() -> N
     from ifcn.trainer.evaluation.predictor import ModelPredictor
 
     rng = np.random.default_rng(11)
-    maps, images = zip(*(_random_scene(rng, s, 2) for s in [(32, 40), (40, 32), (32, 40)]), strict=True)
-    objects, _ = _objects(maps, images)
+    maps, images = zip(*(random_scene(rng, s, 2) for s in [(32, 40), (40, 32), (32, 40)]), strict=True)
+    objects, _ = scene_objects(maps, images)
     model = _tiny_model()
     settings = NocSettings(max_clicks=3)
     invariant = ModelPredictor(model, CPU, batch_invariant=True)

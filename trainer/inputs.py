@@ -10,18 +10,25 @@ from collections.abc import Mapping
 
 import torch
 
-from ifcn.trainer.clickmaps import interaction_channels
+from ifcn.trainer.clickmaps import capturing_graph, interaction_channels
 
 #: ImageNet statistics shared by every torchvision classification weight set.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalize_rgb(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 3, H, W) RGB in [0, 255] -> float32 normalised with the ImageNet mean and std."""
+def normalize_rgb(images: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 (B, 3, H, W) RGB in [0, 255] -> float32 normalised with the ImageNet mean and std (into `out` if given).
+
+    In place after one conversion: on the CPU the out-of-place form cost three full-size temporaries per batch.
+    """
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255.0
-    return (images.float() - mean) / std
+    if out is None:
+        out = images.float()
+    else:
+        out.copy_(images)
+    return out.sub_(mean).div_(std)
 
 
 def network_input(images: torch.Tensor, pos: torch.Tensor | None = None, pos_valid: torch.Tensor | None = None,
@@ -29,14 +36,20 @@ def network_input(images: torch.Tensor, pos: torch.Tensor | None = None, pos_val
     """(B, 3, H, W) for the semantic task (no clicks given), (B, 5, H, W) for the interactive task.
 
     Click tensors are (B, K, 2) (y, x) in input pixels with (B, K) validity masks, as the data loader pads them.
+    The interactive input is allocated once and every channel is written into it (no concatenation copy), except in
+    a graph being traced, exported or compiled, which gets the loop-free, out-of-place form.
     """
-    rgb = normalize_rgb(images)
     if pos is None:
-        return rgb
+        return normalize_rgb(images)
     if pos_valid is None or neg is None or neg_valid is None:
         raise ValueError("interactive input needs positive and negative clicks with their validity masks")
-    h, w = images.shape[-2:]
-    return torch.cat([rgb, interaction_channels(pos, pos_valid, neg, neg_valid, h, w)], dim=1)
+    b, _, h, w = images.shape
+    if capturing_graph():
+        return torch.cat([normalize_rgb(images), interaction_channels(pos, pos_valid, neg, neg_valid, h, w)], dim=1)
+    x = torch.empty(b, 5, h, w, device=images.device)
+    normalize_rgb(images, out=x[:, :3])
+    interaction_channels(pos, pos_valid, neg, neg_valid, h, w, out=x[:, 3:])
+    return x
 
 
 def batch_input(batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool = False) -> torch.Tensor:

@@ -70,10 +70,11 @@ class ConfusionMatrix:
 
 
 def foreground_iou(pred: torch.Tensor, target: torch.Tensor, ignore: torch.Tensor) -> torch.Tensor:
-    """IoU of the foreground per sample, over non-ignored pixels: (B, H, W) bool tensors -> (B,) float32.
+    """IoU of the foreground per sample, over non-ignored pixels: (B, H, W) bool tensors -> (B,) float64.
 
-    When both prediction and target are empty (union = 0) the IoU is 1.0: the prediction agrees with the target
-    exactly, and the NoC protocol then counts the threshold as reached rather than dividing by zero.
+    float64 because the NoC protocol compares IoUs with targets such as 0.90: 9/10 in float32 is 0.8999999762, which
+    would miss NoC@90. When both prediction and target are empty (union = 0) the IoU is 1.0: the prediction agrees
+    with the target exactly, and the NoC protocol then counts the threshold as reached rather than dividing by zero.
     """
     if not (pred.shape == target.shape == ignore.shape) or pred.dim() != 3:
         raise ValueError(f"pred, target and ignore must all be (B, H, W); got {tuple(pred.shape)}, "
@@ -82,5 +83,5 @@ def foreground_iou(pred: torch.Tensor, target: torch.Tensor, ignore: torch.Tenso
     p, t = pred & keep, target & keep
     inter = (p & t).flatten(1).sum(1)
     union = (p | t).flatten(1).sum(1)
-    iou = inter.float() / union.clamp(min=1).float()
+    iou = inter.double() / union.clamp(min=1).double()
     return torch.where(union > 0, iou, torch.ones_like(iou))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ from tqdm import tqdm
 from ifcn.shards.manifest import ShardSet, resolve_shards
 from ifcn.trainer.checkpoint import load_model
 from ifcn.trainer.distributed import resolve_device
+from ifcn.trainer.evaluation.datasets import resolve_datasets
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
 from ifcn.trainer.evaluation.objects import iter_objects
 from ifcn.trainer.evaluation.predictor import ModelPredictor
-from ifcn.trainer.evaluation.report import summary_figures, write_report
+from ifcn.trainer.evaluation.report import noc_table, summary_figures, write_combined, write_report, write_table
 from ifcn.trainer.evaluation.semantic import class_names, format_scores, semantic_summary, write_semantic_report
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.precision import check_precision
@@ -51,46 +53,55 @@ def _provenance(checkpoint: Path, config: ModelConfig, state: dict[str, Any], sh
             "shards": list(shards.locations)}
 
 
-def run_noc(checkpoint: Path, shards: str | Path, settings: NocSettings, *, device: str = "auto",
-            batch_size: int = 8, limit: int | None = None, precision: str = "fp32", out: Path | None = None,
-            label: str | None = None, batch_invariant: bool = False, workers: int = 1,
+def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], settings: NocSettings, *,
+            device: str = "auto", batch_size: int = 8, limit: int | None = None, precision: str = "fp32",
+            out: Path | None = None, label: str | None = None, batch_invariant: bool = False, workers: int = 1,
             progress: bool = False) -> dict[str, Any]:
-    """Evaluate NoC on every object of `shards` (at most `limit`); write the report into `out` when given.
+    """Evaluate NoC on every object of each dataset (`[NAME=]LOCATION` values, at most `limit` objects each);
+    write the reports into `out` when given.
 
     `batch_invariant` selects convolution kernels whose results do not depend on the batch size (slower), so the
     logs equal those of `batch_size=1` bit for bit. `workers` threads share the clicker and refinement work.
-    Returns the summary (what summary.json holds): NoC/NoF per threshold, the mIoU curve, seconds per click, every
-    setting, the model config and the manifest ids.
+    Returns `{"label", "settings", "datasets": {name: summary}, "dataset_order", "table"}`. A dataset's summary
+    (what its summary.json holds) has NoC/NoF/never-reached per threshold, the mIoU curve, seconds per click, every
+    setting, the model config and the manifest ids. One dataset: its report goes into `out` itself; several: into
+    `out/NAME/`, beside the combined summary, the table and the plot with a curve per dataset.
     """
-    shard_set = resolve_shards(shards)
+    datasets = resolve_datasets([shards] if isinstance(shards, str | Path) else shards)
     dev = resolve_device(device)
     check_precision(precision, dev)
     model, config, state = load_for("noc", checkpoint, dev)
     predictor = ModelPredictor(model, dev, precision, batch_invariant)
-    skipped: Counter = Counter()
-    objects = iter_objects(shard_set.locations, settings.min_area, limit, skipped)
-    start = time.perf_counter()
-    logs = list(tqdm(evaluate_objects(objects, predictor, settings, batch_size, workers), desc="objects",
-                     unit="obj", total=limit, disable=not progress, leave=False))
-    total = time.perf_counter() - start
     ckpt = Path(checkpoint)
     name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
-    default_label = f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
-    summary = {
-        "command": "noc",
-        "label": label or default_label,
-        **_provenance(Path(checkpoint), config, state, shard_set),
-        "settings": {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
-                     "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit,
-                     "device": str(dev), "precision": precision, "batch_invariant": batch_invariant,
-                     "workers": workers},
-        "skipped_objects": dict(skipped),
-        **summary_figures(summarize(logs, settings)),
-        "total_seconds": total,
-    }
+    label = label or f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
+    run_settings = {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
+                    "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit, "device": str(dev),
+                    "precision": precision, "batch_invariant": batch_invariant, "workers": workers}
+    summaries: dict[str, dict[str, Any]] = {}
+    for dataset in datasets:
+        skipped: Counter = Counter()
+        objects = iter_objects(dataset.shards.locations, settings.min_area, limit, skipped)
+        start = time.perf_counter()
+        logs = list(tqdm(evaluate_objects(objects, predictor, settings, batch_size, workers), desc=dataset.name,
+                         unit="obj", total=limit, disable=not progress, leave=False))
+        summaries[dataset.name] = summary = {
+            "command": "noc", "label": label, "dataset": dataset.name,
+            **_provenance(ckpt, config, state, dataset.shards),
+            "settings": run_settings, "skipped_objects": dict(skipped),
+            **summary_figures(summarize(logs, settings)),
+            "total_seconds": time.perf_counter() - start,
+        }
+        if out is not None:
+            write_report(Path(out) if len(datasets) == 1 else Path(out) / dataset.name, summary, logs)
+    combined = {"command": "noc", "label": label, "checkpoint": str(ckpt), "settings": run_settings,
+                "datasets": summaries, "dataset_order": list(summaries), "table": noc_table(summaries)}
     if out is not None:
-        write_report(Path(out), summary, logs)
-    return summary
+        if len(datasets) == 1:
+            write_table(Path(out), combined["table"])
+        else:
+            write_combined(Path(out), combined)
+    return combined
 
 
 def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,

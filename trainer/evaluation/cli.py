@@ -6,7 +6,6 @@ bad input becomes a Click error naming the file or flag.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +13,34 @@ from typing import Any
 
 import click
 
+from ifcn.cores import usable_cores
 from ifcn.trainer.evaluation.clicker import CLICKERS
-from ifcn.trainer.evaluation.noc import REFINERS, NocSettings
+from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
 from ifcn.trainer.precision import PRECISIONS
 
-DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
+#: Clicker threads: the cores available, at most 8 (beyond that the forward pass dominates).
+DEFAULT_WORKERS = min(8, usable_cores())
+#: Upper bounds that catch typing mistakes (`--batch-size 100000`) before they exhaust memory.
+MAX_BATCH_SIZE = 1024
+MAX_WORKERS = 256
+
+
+class IouTarget(click.ParamType):
+    """An IoU target as a fraction in (0, 1] or a percentage in (1, 100]: `0.85` and `85` are the same target."""
+
+    name = "IOU"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number; give a fraction such as 0.85 or a percentage such as 85", param,
+                      ctx)
+        if 0.0 < number <= 1.0:
+            return number
+        if 1.0 < number <= 100.0:
+            return number / 100.0
+        self.fail(f"{value!r} is neither a fraction in (0, 1] nor a percentage in (1, 100]", param, ctx)
 
 
 @contextmanager
@@ -30,16 +52,18 @@ def _user_errors() -> Iterator[None]:
         raise click.ClickException(str(e)) from None
 
 
+SHARDS_HELP = ("Val shards: a folder with manifest.json, a manifest file, a brace/glob pattern of shard files, or "
+               "an http(s):// or pipe: URL of them.")
+
+
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--checkpoint, --shards, --device, --batch-size, --precision and --limit, shared by every model command."""
+    """--checkpoint, --device, --batch-size and --precision, shared by every model command."""
     options = [
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                      help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)."),
-        click.option("--shards", required=True,
-                     help="Val shards: a folder with manifest.json, a manifest file, or a brace/glob pattern."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="auto = CUDA when available."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+        click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True,
                      help="Most images (objects for noc) per forward pass."),
         click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fp32", show_default=True,
                      help="Autocast dtype of the forward pass (fp16 needs CUDA)."),
@@ -57,57 +81,68 @@ def main() -> None:
 
 @main.command()
 @common_options
-@click.option("--max-clicks", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--shards", "shards", multiple=True, required=True, metavar="[NAME=]SHARDS",
+              help=SHARDS_HELP + " Repeat for several datasets: one table row each, named NAME (e.g. "
+                   "grabcut=shards/grabcut), else by the manifest's source, else by the shards' folder.")
+@click.option("--max-clicks", type=click.IntRange(1, MAX_CLICKS_LIMIT), default=20, show_default=True,
               help="Clicks per object; every run makes all of them.")
-@click.option("--iou", "ious", type=click.FloatRange(0.0, 1.0, min_open=True), multiple=True, default=(0.85, 0.90),
-              show_default=True, help="IoU target t of NoC@t/NoF@t, in (0, 1]; repeat for several.")
+@click.option("--iou", "ious", type=IouTarget(), multiple=True, default=(0.85, 0.90), show_default=True,
+              help="IoU target t of NoC@t/NoF@t, as 0.85 or 85; repeat for several.")
 @click.option("--clicker", type=click.Choice(sorted(CLICKERS)), default="standard", show_default=True,
               help="standard: deepest error point (RITM protocol, IoU >= t); seed: deepest point of the largest "
                    "error component (IoU > t).")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
-              help="Foreground = probability > threshold (RITM uses 0.49).")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.49, show_default=True,
+              help="Foreground = probability > threshold (0.49 as RITM, so numbers compare with published tables).")
 @click.option("--refine", type=click.Choice(sorted(REFINERS)), default="none", show_default=True,
               help="Post-process each prediction (grabcut: OpenCV GrabCut seeded by the prediction and the clicks).")
 @click.option("--min-area", type=click.IntRange(min=0), default=0, show_default=True,
               help="Evaluate only objects of at least this many pixels (0 = every object of the object maps).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many objects.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Evaluate at most this many objects per dataset.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report folder: summary.json, objects.jsonl, miou_curve.png.")
+              help="Report folder: summary.json, objects.jsonl, miou_curve.png, noc_table.md (several datasets: "
+                   "one sub-folder each, plus the combined summary, table and plot).")
 @click.option("--label", default=None, help="Curve label in plots (default: checkpoint name and model).")
 @click.option("--batch-invariant", is_flag=True,
               help="Convolution kernels whose results do not depend on the batch size (slower): logs then equal "
                    "those of --batch-size 1 bit for bit. Default kernels may flip a pixel within ~1e-6 of the "
                    "threshold.")
-@click.option("--workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, show_default=True,
-              help="Threads for the per-object CPU work (clicker, GrabCut); results do not depend on it.")
-def noc(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, max_clicks: int,
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=DEFAULT_WORKERS, show_default=True,
+              help="Threads for the per-object CPU work (clicker, GrabCut); results do not depend on it. Default: "
+                   "the cores available, at most 8.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (batch jobs, logs).")
+def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int, precision: str, max_clicks: int,
         ious: tuple[float, ...], clicker: str, threshold: float, refine: str, min_area: int, limit: int | None,
-        out: Path | None, label: str | None, batch_invariant: bool, workers: int) -> None:
+        out: Path | None, label: str | None, batch_invariant: bool, workers: int, no_progress: bool) -> None:
     """Number of clicks to reach each IoU target (spec §6), mIoU after each click, NoF, seconds per click.
 
     Every object (ids 1..254) of every image's object map is evaluated (--min-area restricts; skipped objects are
     counted); void (255) pixels are never clicked and left out of IoU. Each object gets all --max-clicks clicks;
     a step with no unclicked error pixel left records no click and keeps the prediction. Objects of the same image
-    size advance together, one forward pass per click step (--batch-size objects).
+    size advance together, one forward pass per click step (--batch-size objects). Prints one table in the
+    published layout, a row per --shards dataset.
     """
     from ifcn.trainer.evaluation.api import run_noc
-    from ifcn.trainer.evaluation.report import format_table
 
     with _user_errors():
         settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area)
-        summary = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
-                          precision=precision, out=out, label=label, batch_invariant=batch_invariant,
-                          workers=workers, progress=True)
-    click.echo(f"{summary['label']} on {shards} ({settings.clicker} clicker, refine {settings.refine})")
-    click.echo(format_table(summary))
-    if summary["skipped_objects"]:
-        click.echo("skipped objects: " + ", ".join(f"{k} {v}" for k, v in summary["skipped_objects"].items()))
+        result = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
+                         precision=precision, out=out, label=label, batch_invariant=batch_invariant,
+                         workers=workers, progress=not no_progress)
+    click.echo(f"{result['label']} ({settings.clicker} clicker, threshold {settings.threshold:g}, refine "
+               f"{settings.refine})\n")
+    click.echo(result["table"])
+    for name, summary in result["datasets"].items():
+        if summary["skipped_objects"]:
+            click.echo(f"{name}: skipped objects: " + ", ".join(f"{k} {v}" for k, v in
+                                                              summary["skipped_objects"].items()))
     if out is not None:
         click.echo(f"report written to {out}")
 
 
 @main.command()
 @common_options
+@click.option("--shards", required=True, help=SHARDS_HELP)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
 def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None) -> None:
     """First-pass IoU with the shards' sampled click pairs (the trainer's validation IoU)."""
@@ -120,6 +155,7 @@ def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
 
 @main.command()
 @common_options
+@click.option("--shards", required=True, help=SHARDS_HELP)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder: semantic.json and confusion.png (row-normalised).")

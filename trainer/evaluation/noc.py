@@ -1,8 +1,9 @@
 """The NoC protocol (spec §6): objects advance click by click together, one batched forward per step.
 
 Objects are grouped by image size and cut into batches of at most `batch_size` in reading order; within a batch,
-every step computes each object's next click on the CPU, runs ONE forward for the objects that got a click, then
-thresholds, optionally refines, and scores them. Each object's clicks depend only on its own masks and predictions,
+every step computes each object's next click (on the CPU, object by object; for the standard clicker on a GPU, all
+at once on the device), runs ONE forward for the objects that got a click, then thresholds, optionally refines, and
+scores them. Each object's clicks depend only on its own masks and predictions,
 so `batch_size=1` (one object at a time) runs the same code path and, with a batch-independent predictor, gives the
 same logs. When the clicker finds no unclicked error pixel (the prediction is already perfect, up to pixels
 already clicked), the step records no click and the object keeps its prediction and IoU.
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from ifcn.trainer.error_clicks import standard_clicks
 from ifcn.trainer.evaluation.clicker import CLICKERS, Click, get_clicker
 from ifcn.trainer.evaluation.grabcut import grabcut_refine
 from ifcn.trainer.evaluation.objects import EvalObject
@@ -33,20 +35,29 @@ Refiner = Callable[[np.ndarray, np.ndarray, Sequence[Click]], np.ndarray]
 REFINERS: dict[str, Refiner | None] = {"none": None, "grabcut": grabcut_refine}
 
 
+#: Most clicks per object a run may make: the protocol uses 20, and every click costs a forward pass per object.
+MAX_CLICKS_LIMIT = 1000
+
+
 @dataclass(frozen=True)
 class NocSettings:
-    """Every protocol setting of a NoC run (recorded in summary.json)."""
+    """Every protocol setting of a NoC run (recorded in summary.json).
+
+    `threshold` 0.49 is RITM's (foreground = probability > 0.49), so that standard-protocol numbers compare with the
+    published tables.
+    """
 
     max_clicks: int = 20
     iou_thresholds: tuple[float, ...] = (0.85, 0.90)
     clicker: str = "standard"
-    threshold: float = 0.5
+    threshold: float = 0.49
     refine: str = "none"
     min_area: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_clicks < 1:
-            raise ValueError(f"--max-clicks must be at least 1 (got {self.max_clicks})")
+        if not 1 <= self.max_clicks <= MAX_CLICKS_LIMIT:
+            raise ValueError(f"--max-clicks must lie in 1..{MAX_CLICKS_LIMIT} (got {self.max_clicks}); the protocol "
+                             "uses 20")
         if not self.iou_thresholds or any(not 0.0 < t <= 1.0 for t in self.iou_thresholds):
             raise ValueError(f"--iou values must lie in (0, 1] (got {list(self.iou_thresholds)})")
         if not 0.0 <= self.threshold < 1.0:
@@ -89,18 +100,50 @@ def _map(pool: Executor | None, fn: Callable[..., T], jobs: Sequence[tuple]) -> 
     return [fn(*job) for job in jobs] if pool is None else list(pool.map(lambda job: fn(*job), jobs))
 
 
+class DeviceClicker:
+    """The standard clicker for a whole batch at once on a device (`ifcn.trainer.error_clicks`): the same clicks as
+    `standard_click`, without per-object CPU work. Keeps the ground truths and the clicked pixels on the device."""
+
+    def __init__(self, objects: Sequence[EvalObject], device: torch.device) -> None:
+        self.gt = torch.from_numpy(np.stack([o.gt for o in objects])).to(device)
+        self.ignore = torch.from_numpy(np.stack([o.ignore for o in objects])).to(device)
+        self.clicked = torch.zeros_like(self.gt)
+
+    def __call__(self, preds: np.ndarray) -> list[Click | None]:
+        """The next click of every object given the current predictions (n, H, W); marks the clicked pixels."""
+        found, positive, ys, xs = standard_clicks(self.gt, torch.from_numpy(preds).to(self.gt.device), self.ignore,
+                                                  self.clicked)
+        hit = found.nonzero()[:, 0]
+        self.clicked[hit, ys[hit], xs[hit]] = True
+        return [Click(p, y, x) if f else None
+                for f, p, y, x in zip(found.tolist(), positive.tolist(), ys.tolist(), xs.tolist(), strict=True)]
+
+
+def use_device_clicker(settings: NocSettings, device: torch.device) -> bool:
+    """The batched torch clicker serves the standard clicker on GPUs; on the CPU, OpenCV's transform per object is
+    faster."""
+    return settings.clicker == "standard" and device.type != "cpu"
+
+
 def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: NocSettings,
-              pool: Executor | None = None) -> list[ObjectLog]:
+              pool: Executor | None = None, device_clicker: bool | None = None) -> list[ObjectLog]:
     """Run the whole click loop for objects of one image size; returns their logs in the given order.
 
     `pool` spreads the per-object CPU work (clicker, refinement) over threads; OpenCV releases the GIL there. Each
-    object's work depends on its own state only, so the results are the same with or without it.
+    object's work depends on its own state only, so the results are the same with or without it. `device_clicker`
+    forces (True) or forbids (False) the batched standard clicker on the predictor's device; by default
+    `use_device_clicker` decides. Both give the same clicks.
     """
     start = time.perf_counter()
     shapes = {o.shape for o in objects}
     if len(shapes) != 1:
         raise ValueError(f"a batch needs objects of one image size, got {sorted(shapes)}")
     clicker = get_clicker(settings.clicker)
+    if device_clicker is None:
+        device_clicker = use_device_clicker(settings, predictor.device)
+    if device_clicker and settings.clicker != "standard":
+        raise ValueError(f"the device clicker implements the standard clicker, not {settings.clicker!r}")
+    on_device = DeviceClicker(objects, predictor.device) if device_clicker else None
     refine = REFINERS[settings.refine]
     n, (h, w) = len(objects), objects[0].shape
     # Upload each image once; objects of the same image share it.
@@ -123,7 +166,11 @@ def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: Noc
     current = [0.0] * n
     for _ in range(settings.max_clicks):
         moved: list[int] = []
-        found = _map(pool, clicker.next_click, [(o.gt, preds[i], o.ignore, clicked[i]) for i, o in enumerate(objects)])
+        if on_device is not None:
+            found = on_device(preds)
+        else:
+            jobs = [(o.gt, preds[i], o.ignore, clicked[i]) for i, o in enumerate(objects)]
+            found = _map(pool, clicker.next_click, jobs)
         for i, click in enumerate(found):
             history[i].append(click)
             if click is not None:
@@ -149,11 +196,12 @@ def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: Noc
 
 
 def evaluate_objects(objects: Iterable[EvalObject], predictor: Predictor, settings: NocSettings,
-                     batch_size: int, workers: int = 1) -> Iterator[ObjectLog]:
+                     batch_size: int, workers: int = 1, device_clicker: bool | None = None) -> Iterator[ObjectLog]:
     """Stream objects through `run_batch`, batching objects of the same image size in reading order.
 
     At most one partial batch per image size is held, so memory stays bounded on a split of any length. Logs come
-    out in completion order; sort them by `index` for reading order. `workers` threads share the CPU work.
+    out in completion order; sort them by `index` for reading order. `workers` threads share the CPU work;
+    `device_clicker` as in `run_batch`.
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1 (got {batch_size})")
@@ -165,13 +213,16 @@ def evaluate_objects(objects: Iterable[EvalObject], predictor: Predictor, settin
             group = pending.setdefault(obj.shape, [])
             group.append(obj)
             if len(group) == batch_size:
-                yield from run_batch(pending.pop(obj.shape), predictor, settings, pool)
+                yield from run_batch(pending.pop(obj.shape), predictor, settings, pool, device_clicker)
         for group in pending.values():
-            yield from run_batch(group, predictor, settings, pool)
+            yield from run_batch(group, predictor, settings, pool, device_clicker)
 
 
 def clicks_to_reach(ious: Sequence[float], threshold: float, strict: bool) -> int | None:
-    """The first click count whose IoU reaches `threshold` (>=, or > when strict), None if none does."""
+    """The first click count whose IoU reaches `threshold` (>=, or > when strict), None if none does.
+
+    IoUs are float64 (`foreground_iou`), so an IoU of exactly 0.9 (e.g. 9/10) equals the threshold 0.9.
+    """
     for k, iou in enumerate(ious, start=1):
         if iou > threshold or (not strict and iou == threshold):
             return k
@@ -180,25 +231,31 @@ def clicks_to_reach(ious: Sequence[float], threshold: float, strict: bool) -> in
 
 @dataclass(frozen=True)
 class NocSummary:
-    """The figures of a run: NoC@t (mean clicks, max_clicks for failures), NoF@t, mIoU after each click."""
+    """The figures of a run, per IoU target t: NoC@t (mean clicks, max_clicks for objects that never reach t),
+    NoF@t as RITM counts it (objects whose NoC@t is max_clicks, including those that first reach t at the last
+    click), the objects that never reach t; and the mIoU after each click."""
 
     num_objects: int
     noc: dict[float, float]
     nof: dict[float, int]
+    never_reached: dict[float, int]
     miou_curve: tuple[float, ...]
     seconds_per_click: float
 
 
 def summarize(logs: Sequence[ObjectLog], settings: NocSettings) -> NocSummary:
-    """NoC, NoF and the mIoU curve of a run's logs."""
+    """NoC, NoF, never-reached counts and the mIoU curve of a run's logs."""
     if not logs:
         raise ValueError("no object was evaluated: the shards hold no object (or --limit/--min-area excluded all)")
     noc: dict[float, float] = {}
     nof: dict[float, int] = {}
+    never: dict[float, int] = {}
     for t in settings.iou_thresholds:
         reached = [clicks_to_reach(log.ious, t, settings.strict) for log in logs]
-        noc[t] = float(np.mean([settings.max_clicks if k is None else k for k in reached]))
-        nof[t] = sum(k is None for k in reached)
+        counts = [settings.max_clicks if k is None else k for k in reached]
+        noc[t] = float(np.mean(counts))
+        nof[t] = sum(k == settings.max_clicks for k in counts)
+        never[t] = sum(k is None for k in reached)
     curve = np.asarray([log.ious for log in logs], dtype=np.float64).mean(0)
     seconds = sum(log.seconds for log in logs) / (len(logs) * settings.max_clicks)
-    return NocSummary(len(logs), noc, nof, tuple(float(v) for v in curve), seconds)
+    return NocSummary(len(logs), noc, nof, never, tuple(float(v) for v in curve), seconds)

@@ -1,13 +1,15 @@
-"""NoC reports: the terminal table, `summary.json`, per-object `objects.jsonl`, the mIoU@k curve, and overlays.
+"""NoC reports: the published-layout table, `summary.json`, per-object `objects.jsonl`, the mIoU@k curves, overlays.
 
 A report folder is self-describing (its summary holds every protocol setting, the model config and the manifest id),
-so `ifcn-eval plot` can overlay runs made at different times.
+so `ifcn-eval plot` can overlay runs made at different times. A run over several datasets writes one such folder
+per dataset (`OUT/NAME/`) plus a combined `OUT/summary.json`, the table `OUT/noc_table.md` and one plot with a curve
+per dataset.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,10 @@ from ifcn.trainer.evaluation.noc import NocSummary, ObjectLog
 SUMMARY_NAME = "summary.json"
 OBJECTS_NAME = "objects.jsonl"
 CURVE_NAME = "miou_curve.png"
-#: Click counts shown in the table (those up to max_clicks).
-TABLE_CLICKS = (1, 2, 3, 5, 10, 20)
+TABLE_NAME = "noc_table.md"
+#: Click counts whose mIoU summary.json lists (those up to max_clicks); the table shows TABLE_MIOU_AT.
+MIOU_AT = (1, 2, 3, 5, 10, 20)
+TABLE_MIOU_AT = (1, 5)
 
 
 def _pct(t: float) -> str:
@@ -32,24 +36,30 @@ def summary_figures(summary: NocSummary) -> dict[str, Any]:
         "num_objects": summary.num_objects,
         "noc": {_pct(t): v for t, v in summary.noc.items()},
         "nof": {_pct(t): v for t, v in summary.nof.items()},
-        "miou_at": {str(k): summary.miou_curve[k - 1] for k in TABLE_CLICKS if k <= len(summary.miou_curve)},
+        "never_reached": {_pct(t): v for t, v in summary.never_reached.items()},
+        "miou_at": {str(k): summary.miou_curve[k - 1] for k in MIOU_AT if k <= len(summary.miou_curve)},
         "miou_curve": list(summary.miou_curve),
         "seconds_per_click": summary.seconds_per_click,
     }
 
 
-def format_table(summary: dict[str, Any]) -> str:
-    """The terminal table of a summary dict (as written to summary.json)."""
-    lines = [f"{'objects':<22}{summary['num_objects']:>10d}"]
-    for t, noc in summary["noc"].items():
-        lines.append(f"{'NoC@' + t:<22}{noc:>10.2f}")
-    for t, nof in summary["nof"].items():
-        lines.append(f"{'NoF@' + t:<22}{nof:>10d}")
-    for k, miou in summary["miou_at"].items():
-        lines.append(f"{'mIoU@' + k:<22}{miou * 100:>9.2f}%")
-    lines.append(f"{'seconds per click':<22}{summary['seconds_per_click']:>10.4f}")
-    width = max(len(line) for line in lines)
-    return "\n".join(["-" * width, *lines, "-" * width])
+def noc_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
+    """The published layout (RITM and successors) as a Markdown table: a row per dataset with NoC@t, NoF@t (RITM's
+    count), the objects that never reach t, mIoU@1 and @5 and seconds per click; then a legend line."""
+    first = next(iter(summaries.values()))
+    targets = list(first["noc"])
+    clicks = [str(k) for k in TABLE_MIOU_AT if str(k) in first["miou_at"]]
+    header = ["dataset", "objects", *(f"NoC@{t}" for t in targets), *(f"NoF@{t}" for t in targets),
+              *(f"never@{t}" for t in targets), *(f"mIoU@{k}" for k in clicks), "s/click"]
+    rows = [header, ["---"] + ["---:"] * (len(header) - 1)]
+    for name, s in summaries.items():
+        rows.append([name, str(s["num_objects"]), *(f"{s['noc'][t]:.2f}" for t in targets),
+                     *(str(s["nof"][t]) for t in targets), *(str(s["never_reached"][t]) for t in targets),
+                     *(f"{100 * s['miou_at'][k]:.2f}" for k in clicks), f"{s['seconds_per_click']:.4f}"])
+    max_clicks = first["settings"]["max_clicks"]
+    legend = (f"NoF@t: objects whose NoC@t is {max_clicks} (the most clicks), those reaching t only at click "
+              f"{max_clicks} included, as RITM counts; never@t: objects that never reach t.")
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n\n" + legend + "\n"
 
 
 def plot_curves(curves: Sequence[tuple[str, Sequence[float]]], path: Path, title: str = "mIoU vs clicks") -> None:
@@ -76,7 +86,34 @@ def write_report(out: Path, summary: dict[str, Any], logs: Sequence[ObjectLog]) 
     lines = [json.dumps(log.to_json(), separators=(",", ":")) for log in sorted(logs, key=lambda log: log.index)]
     atomic_write_bytes(out / OBJECTS_NAME, ("\n".join(lines) + "\n").encode())
     plot_curves([(summary.get("label", out.name), summary["miou_curve"])], out / CURVE_NAME)
-    atomic_write_bytes(out / SUMMARY_NAME, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    _write_json(out / SUMMARY_NAME, summary)
+
+
+def write_table(out: Path, table: str) -> None:
+    """The printed table as `noc_table.md`."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / TABLE_NAME, table.encode())
+
+
+def write_combined(out: Path, combined: dict[str, Any]) -> None:
+    """The files of a run over several datasets beside their folders: summary.json (every dataset's summary under
+    `datasets`, their order under `dataset_order`), noc_table.md and miou_curve.png with one curve per dataset."""
+    out = Path(out)
+    write_table(out, combined["table"])
+    plot_curves(_curves(combined), out / CURVE_NAME, title=f"mIoU vs clicks: {combined['label']}")
+    _write_json(out / SUMMARY_NAME, combined)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _curves(summary: Mapping[str, Any], label: str | None = None) -> list[tuple[str, Sequence[float]]]:
+    """(label, mIoU curve) of a report: one curve, or one per dataset of a combined report."""
+    if "datasets" in summary:
+        prefix = f"{label}: " if label else ""
+        return [(prefix + name, summary["datasets"][name]["miou_curve"]) for name in summary["dataset_order"]]
+    return [(label or summary.get("label", "run"), summary["miou_curve"])]
 
 
 def load_summary(report_dir: Path) -> dict[str, Any]:
@@ -98,4 +135,4 @@ def plot_reports(report_dirs: Sequence[Path], png: Path, labels: Sequence[str] =
                          "or none")
     summaries = [load_summary(Path(d)) for d in report_dirs]
     names = list(labels) or [s.get("label", Path(d).name) for s, d in zip(summaries, report_dirs, strict=True)]
-    plot_curves([(n, s["miou_curve"]) for n, s in zip(names, summaries, strict=True)], Path(png))
+    plot_curves([c for n, s in zip(names, summaries, strict=True) for c in _curves(s, n)], Path(png))
