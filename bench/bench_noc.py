@@ -44,7 +44,7 @@ def val_objects(workdir: Path, images: int, long_side: int) -> list[EvalObject]:
     root = make_synth_dataset(workdir / "synth", SynthConfig(train_images=0, val_images=images, long_side=long_side))
     run_sample(SampleJob(root, "val", workdir / "val", clicks=ClickConfig(pairs=1), workers=1, progress=False),
                log=lambda _: None)
-    return list(iter_objects(resolve_shards(workdir / "val").locations))
+    return list(iter_objects(resolve_shards(workdir / "val")))
 
 
 def timed(objects: list[EvalObject], predictor: object, settings: NocSettings, batch_size: int,

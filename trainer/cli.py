@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from ifcn.errors import InputError
 from ifcn.trainer.precision import PRECISIONS
 from ifcn.trainer.schedule import SCHEDULES
 from ifcn.trainer.train import SetupError, TrainConfig, train
@@ -50,7 +51,8 @@ def _check_flags(ctx: click.Context, p: dict) -> None:
 @click.option("--list-archs", is_flag=True, is_eager=True, expose_value=False, callback=_list_archs,
               help="Print the known backbones (with whether their ImageNet weights are cached) and exit.")
 @click.option("--shards", required=True, help="Training shards: a folder with manifest.json, a manifest file, "
-              "or a brace/glob pattern of shard files.")
+              "or a brace/glob pattern of shard files; or the same at an http(s):// URL or behind a pipe: command "
+              "(webdataset shards; the manifest is read from the same place).")
 @click.option("--val-shards", default=None, help="Validation shards (same forms). Without them: no validation.")
 @click.option("--task", type=click.Choice(["interactive", "semantic"]), default="interactive", show_default=True)
 @click.option("--arch", default="resnet18", show_default=True, help="Backbone name (see --list-archs).")
@@ -80,8 +82,12 @@ def _check_flags(ctx: click.Context, p: dict) -> None:
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True, help="DataLoader workers/rank.")
-@click.option("--shuffle-items", type=click.IntRange(min=1), default=512, show_default=True,
-              help="Shuffle buffer size, in items.")
+@click.option("--shuffle-items", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Items one loader worker shuffles together (its batch group, rounded down to whole batches); "
+              "more mixes more and holds more crops in memory.")
+@click.option("--chunk-items", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Shards are cut into chunks of this many items and the chunks shuffled every epoch. Remote shards "
+              "stream from their start for every chunk: set it to at least a shard's items there.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--val-every", type=click.IntRange(min=0), default=1, show_default=True,
               help="Validate every N epochs (and after the last); 0 = never.")
@@ -89,6 +95,8 @@ def _check_flags(ctx: click.Context, p: dict) -> None:
 @click.option("--val-limit", type=click.IntRange(min=1), default=None, help="Validate on the first N images only.")
 @click.option("--log-every", type=click.IntRange(min=1), default=20, show_default=True, help="Steps per log record.")
 @click.option("--verify-checksums", is_flag=True, help="Check every shard's sha256 against the manifest first.")
+@click.option("--sample-checksums/--no-sample-checksums", default=True, show_default=True,
+              help="Check every sample's sha256 as it is read (turn off only for shards verified already).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -104,7 +112,7 @@ def main(ctx: click.Context, **p: object) -> None:
         raise click.UsageError(str(e)) from None
     try:
         result = train(config)
-    except SetupError as e:
+    except (SetupError, InputError) as e:  # InputError: a shard or sample found bad while training
         raise click.ClickException(str(e)) from None
     summary = f"done: {result.epochs} epochs, {result.steps} steps, final loss {result.final_loss:.4f}"
     if result.best_metric is not None:

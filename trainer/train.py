@@ -47,8 +47,8 @@ LAST, BEST = "last.pt", "best.pt"
 METRIC = {"interactive": "val_iou", "semantic": "val_miou"}
 #: Settings a resumed run may change; every other one must match the checkpoint's, or the run would not be the same.
 RESUMABLE_CHANGES = frozenset({"out", "shards", "val_shards", "workers", "device", "progress", "log_every",
-                               "val_every", "val_batch_size", "val_limit", "verify_checksums", "resume", "compile",
-                               "channels_last", "weights", "epochs"})
+                               "val_every", "val_batch_size", "val_limit", "verify_checksums", "sample_checksums",
+                               "resume", "compile", "channels_last", "weights", "epochs"})
 
 
 class SetupError(ValueError):
@@ -84,13 +84,15 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"
     workers: int = 4
-    shuffle_items: int = 512
+    shuffle_items: int = 128
+    chunk_items: int = 16
     seed: int = 0
     val_every: int = 1
     val_batch_size: int = 8
     val_limit: int | None = None
     log_every: int = 20
     verify_checksums: bool = False
+    sample_checksums: bool = True
     resume: bool = False
     progress: bool = True
 
@@ -104,6 +106,7 @@ class TrainConfig:
             (self.clip_grad is None or self.clip_grad > 0, "--clip-grad must be > 0"),
             (self.workers >= 0, "--workers must be ≥ 0"),
             (self.shuffle_items >= 1, "--shuffle-items must be ≥ 1"),
+            (self.chunk_items >= 1, "--chunk-items must be ≥ 1"),
             (self.val_every >= 0, "--val-every must be ≥ 0 (0 = never)"),
             (self.val_batch_size >= 1, "--val-batch-size must be ≥ 1"),
             (self.val_limit is None or self.val_limit >= 1, "--val-limit must be ≥ 1"),
@@ -240,10 +243,12 @@ def _prepare(config: TrainConfig, ctx: DistContext) -> _Run:
     check_precision(config.precision, ctx.device)
     run_dir = _check_run_dir(config)
     shard_set = resolve_shards(config.shards)
-    infos = check_shards(shard_set, config.task, verify_checksums=config.verify_checksums, min_shards=ctx.world_size)
+    infos = check_shards(shard_set, config.task, verify_checksums=config.verify_checksums,
+                         check_digest=config.sample_checksums)
     val = resolve_shards(config.val_shards) if config.val_shards and config.val_every else None
     if val is not None:
-        check_shards(val, config.task, verify_checksums=config.verify_checksums, what="--val-shards")
+        check_shards(val, config.task, verify_checksums=config.verify_checksums, check_digest=config.sample_checksums,
+                     what="--val-shards")
     total = sum(i.items for i in infos)
     steps = steps_per_epoch(total, ctx.world_size, config.batch_size)
     if steps == 0:
@@ -261,7 +266,8 @@ def _prepare(config: TrainConfig, ctx: DistContext) -> _Run:
     if config.compile:
         net = torch.compile(net)
     stream = TrainStream(infos, config.task, AugmentConfig(config.crop, tuple(config.scale_range)), config.batch_size,
-                         steps, config.seed, ctx.world_size, ctx.rank, config.workers, config.shuffle_items)
+                         steps, config.seed, ctx.world_size, ctx.rank, config.workers, config.shuffle_items,
+                         config.chunk_items, config.sample_checksums)
     run_dir.mkdir(parents=True, exist_ok=True)
     if ctx.is_main:
         cleanup_temporaries(run_dir)  # a save killed half-way leaves only a `.tmp-` file, never a bad last.pt
@@ -297,7 +303,7 @@ def _restore(run: _Run, state: dict[str, Any]) -> None:
 
 def _checkpoint_state(run: _Run) -> dict[str, Any]:
     """Tensors and plain values only, so `load_checkpoint` can use `weights_only=True`. The data order needs no
-    generator state: it is a pure function of (seed, epoch, rank, worker)."""
+    generator state: it is a pure function of (seed, epoch, rank), whatever the number of loader workers."""
     return {"model_config": run.model_config.to_dict(), "task": run.config.task, "model": run.raw.state_dict(),
             "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
             "scaler": run.scaler.state_dict(), "epoch": run.epoch, "step": run.step, "rng": _rng_state(),
@@ -368,10 +374,11 @@ def _validate(run: _Run) -> dict[str, float]:
     cfg = run.config
     broadcast_buffers(run.raw)
     if cfg.task == "interactive":
-        r = validate_interactive(run.raw, run.val, run.ctx.device, cfg.val_batch_size, cfg.val_limit, cfg.precision)
+        r = validate_interactive(run.raw, run.val, run.ctx.device, cfg.val_batch_size, cfg.val_limit, cfg.precision,
+                                 check_digest=cfg.sample_checksums)
         return {"val_iou": r["iou"], "val_objects": r["objects"], "val_pairs": r["pairs"]}
     scores = validate_semantic(run.raw, run.val, run.ctx.device, cfg.num_classes, cfg.val_batch_size, cfg.val_limit,
-                               cfg.precision).scores()
+                               cfg.precision, check_digest=cfg.sample_checksums).scores()
     return {"val_miou": scores.miou, "val_pixel_accuracy": scores.pixel_accuracy}
 
 

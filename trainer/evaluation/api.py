@@ -54,11 +54,12 @@ def _provenance(checkpoint: Path, config: ModelConfig, state: dict[str, Any], sh
 def run_noc(checkpoint: Path, shards: str | Path, settings: NocSettings, *, device: str = "auto",
             batch_size: int = 8, limit: int | None = None, precision: str = "fp32", out: Path | None = None,
             label: str | None = None, batch_invariant: bool = False, workers: int = 1,
-            progress: bool = False) -> dict[str, Any]:
+            progress: bool = False, check_digest: bool = True) -> dict[str, Any]:
     """Evaluate NoC on every object of `shards` (at most `limit`); write the report into `out` when given.
 
     `batch_invariant` selects convolution kernels whose results do not depend on the batch size (slower), so the
     logs equal those of `batch_size=1` bit for bit. `workers` threads share the clicker and refinement work.
+    `check_digest=False` skips the per-sample sha256 (for shards verified already).
     Returns the summary (what summary.json holds): NoC/NoF per threshold, the mIoU curve, seconds per click, every
     setting, the model config and the manifest ids.
     """
@@ -68,7 +69,7 @@ def run_noc(checkpoint: Path, shards: str | Path, settings: NocSettings, *, devi
     model, config, state = load_for("noc", checkpoint, dev)
     predictor = ModelPredictor(model, dev, precision, batch_invariant)
     skipped: Counter = Counter()
-    objects = iter_objects(shard_set.locations, settings.min_area, limit, skipped)
+    objects = iter_objects(shard_set, settings.min_area, limit, skipped, check_digest=check_digest)
     start = time.perf_counter()
     logs = list(tqdm(evaluate_objects(objects, predictor, settings, batch_size, workers), desc="objects",
                      unit="obj", total=limit, disable=not progress, leave=False))
@@ -83,7 +84,7 @@ def run_noc(checkpoint: Path, shards: str | Path, settings: NocSettings, *, devi
         "settings": {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
                      "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit,
                      "device": str(dev), "precision": precision, "batch_invariant": batch_invariant,
-                     "workers": workers},
+                     "workers": workers, "sample_checksums": check_digest},
         "skipped_objects": dict(skipped),
         **summary_figures(summarize(logs, settings)),
         "total_seconds": total,
@@ -94,18 +95,20 @@ def run_noc(checkpoint: Path, shards: str | Path, settings: NocSettings, *, devi
 
 
 def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,
-            limit: int | None = None, precision: str = "fp32") -> dict[str, Any]:
+            limit: int | None = None, precision: str = "fp32", check_digest: bool = True) -> dict[str, Any]:
     """First-pass IoU with the shards' own click pairs (the trainer's validation IoU); `limit` caps images."""
     shard_set = resolve_shards(shards)
     dev = resolve_device(device)
     check_precision(precision, dev)
     model, config, state = load_for("iou", checkpoint, dev)
-    result = validate_interactive(model, shard_set, dev, batch_size=batch_size, limit=limit, precision=precision)
+    result = validate_interactive(model, shard_set, dev, batch_size=batch_size, limit=limit, precision=precision,
+                                  check_digest=check_digest)
     return {"command": "iou", **_provenance(Path(checkpoint), config, state, shard_set), **result}
 
 
 def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,
-             limit: int | None = None, precision: str = "fp32", out: Path | None = None) -> tuple[dict[str, Any], str]:
+             limit: int | None = None, precision: str = "fp32", out: Path | None = None,
+             check_digest: bool = True) -> tuple[dict[str, Any], str]:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (`limit` caps images).
 
     Returns (summary, printable table); with `out`, writes semantic.json and the row-normalised confusion.png.
@@ -115,7 +118,7 @@ def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batc
     check_precision(precision, dev)
     model, config, state = load_for("miou", checkpoint, dev)
     matrix = validate_semantic(model, shard_set, dev, config.num_classes, batch_size=batch_size, limit=limit,
-                               precision=precision)
+                               precision=precision, check_digest=check_digest)
     scores = matrix.scores()
     names = class_names(config.num_classes)
     counts = matrix.matrix.cpu().numpy()

@@ -31,18 +31,22 @@ def _user_errors() -> Iterator[None]:
 
 
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--checkpoint, --shards, --device, --batch-size, --precision and --limit, shared by every model command."""
+    """--checkpoint, --shards, --device, --batch-size, --precision and --sample-checksums, shared by every model
+    command."""
     options = [
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                      help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)."),
         click.option("--shards", required=True,
-                     help="Val shards: a folder with manifest.json, a manifest file, or a brace/glob pattern."),
+                     help="Val shards: a folder with manifest.json, a manifest file, a brace/glob pattern, or the "
+                          "same at an http(s):// URL or behind a pipe: command (webdataset shards)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="auto = CUDA when available."),
         click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
                      help="Most images (objects for noc) per forward pass."),
         click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fp32", show_default=True,
                      help="Autocast dtype of the forward pass (fp16 needs CUDA)."),
+        click.option("--sample-checksums/--no-sample-checksums", default=True, show_default=True,
+                     help="Check every sample's sha256 as it is read (turn off only for shards verified already)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -82,7 +86,7 @@ def main() -> None:
               help="Threads for the per-object CPU work (clicker, GrabCut); results do not depend on it.")
 def noc(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, max_clicks: int,
         ious: tuple[float, ...], clicker: str, threshold: float, refine: str, min_area: int, limit: int | None,
-        out: Path | None, label: str | None, batch_invariant: bool, workers: int) -> None:
+        out: Path | None, label: str | None, batch_invariant: bool, workers: int, sample_checksums: bool) -> None:
     """Number of clicks to reach each IoU target (spec §6), mIoU after each click, NoF, seconds per click.
 
     Every object (ids 1..254) of every image's object map is evaluated (--min-area restricts; skipped objects are
@@ -97,7 +101,7 @@ def noc(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
         settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area)
         summary = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
                           precision=precision, out=out, label=label, batch_invariant=batch_invariant,
-                          workers=workers, progress=True)
+                          workers=workers, progress=True, check_digest=sample_checksums)
     click.echo(f"{summary['label']} on {shards} ({settings.clicker} clicker, refine {settings.refine})")
     click.echo(format_table(summary))
     if summary["skipped_objects"]:
@@ -109,12 +113,14 @@ def noc(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
 @main.command()
 @common_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
-def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None) -> None:
+def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None,
+        sample_checksums: bool) -> None:
     """First-pass IoU with the shards' sampled click pairs (the trainer's validation IoU)."""
     from ifcn.trainer.evaluation.api import run_iou
 
     with _user_errors():
-        result = run_iou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit, precision=precision)
+        result = run_iou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit, precision=precision,
+                         check_digest=sample_checksums)
     click.echo(f"IoU {result['iou'] * 100:.2f}% over {result['objects']} objects ({result['pairs']} click pairs)")
 
 
@@ -124,13 +130,13 @@ def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder: semantic.json and confusion.png (row-normalised).")
 def miou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None,
-         out: Path | None) -> None:
+         out: Path | None, sample_checksums: bool) -> None:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (255 ignored)."""
     from ifcn.trainer.evaluation.api import run_miou
 
     with _user_errors():
         _, table = run_miou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit,
-                            precision=precision, out=out)
+                            precision=precision, out=out, check_digest=sample_checksums)
     click.echo(table)
     if out is not None:
         click.echo(f"report written to {out}")

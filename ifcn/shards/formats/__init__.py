@@ -29,8 +29,12 @@ class ShardFormat(Protocol):
     def write(self, path: Path, samples: Iterable[Sample]) -> int:
         """Write `samples` to `path` in order, byte-deterministically; return the number written."""
 
-    def read(self, location: str) -> Iterator[RawSample]:
-        """Yield the raw samples of the shard at `location` in the order they were written."""
+    def read(self, location: str, start: int = 0) -> Iterator[RawSample]:
+        """Yield the raw samples of the shard at `location` in the order they were written, from `start`: 0 (the
+        first sample) or, for a local file, a position `scan` reported (reading from there costs no more)."""
+
+    def scan(self, location: str) -> Iterator[tuple[int, str, bytes]]:
+        """(position, key, clicks JSON) of each sample of a local shard, without reading its images and masks."""
 
 
 def _registry() -> dict[str, ShardFormat]:
