@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ifcn.io import file_sha256
 from ifcn.shards.formats import get_format
-from ifcn.shards.manifest import Manifest, ShardEntry, load_manifest, write_manifest
+from ifcn.shards.manifest import Manifest, ShardEntry, Totals, load_manifest, write_manifest
 from ifcn.shards.reader import read_shard
 from ifcn.shards.records import Sample
 
@@ -21,6 +21,12 @@ from ifcn.shards.records import Sample
 def shard_samples(folder: Path) -> list[list[Sample]]:
     """The samples of each shard of the set in `folder` (a folder holding manifest.json)."""
     return [list(read_shard(folder / entry.path)) for entry in load_manifest(folder).shards]
+
+
+def _totals(totals: Totals, entries: list[ShardEntry]) -> Totals:
+    """`totals` with the counts that are the sums of `entries`' (what a consistent manifest records)."""
+    return replace(totals, images=sum(e.samples for e in entries), objects=sum(e.objects for e in entries),
+                   pairs=sum(e.pairs for e in entries))
 
 
 def write_set(folder: Path, parts: list[list[Sample]], base: Manifest, fmt: str = "webdataset") -> Path:
@@ -35,20 +41,18 @@ def write_set(folder: Path, parts: list[list[Sample]], base: Manifest, fmt: str 
         sha256, size = file_sha256(path)
         entries.append(ShardEntry(path.name, fmt, len(part), sum(len(s.clicks.objects) for s in part),
                                   sum(s.clicks.num_pairs for s in part), size, sha256, part[0].key, part[-1].key))
-    totals = replace(base.totals, images=sum(e.samples for e in entries), objects=sum(e.objects for e in entries),
-                     pairs=sum(e.pairs for e in entries))
-    write_manifest(folder, replace(base, format=fmt, shards=tuple(entries), totals=totals))
+    write_manifest(folder, replace(base, format=fmt, shards=tuple(entries), totals=_totals(base.totals, entries)))
     return folder
 
 
-def edit_manifest(folder: Path, shard: int, **changes: object) -> Manifest:
-    """Change fields of shard number `shard`'s entry (and nothing else) in `folder`'s manifest; returns it."""
+def edit_manifest(folder: Path, shard: int, *, keep_totals: bool = False, **changes: object) -> None:
+    """Change fields of shard number `shard`'s entry in `folder`'s manifest; the totals follow (so the manifest
+    stays consistent in itself) unless `keep_totals`."""
     manifest = load_manifest(folder)
     shards = list(manifest.shards)
     shards[shard] = replace(shards[shard], **changes)
-    edited = replace(manifest, shards=tuple(shards))
-    write_manifest(folder, edited)
-    return edited
+    totals = manifest.totals if keep_totals else _totals(manifest.totals, shards)
+    write_manifest(folder, replace(manifest, shards=tuple(shards), totals=totals))
 
 
 @contextlib.contextmanager

@@ -4,15 +4,17 @@ holds fewer or more items than its manifest records is named."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ifcn.errors import InputError
+from ifcn.shards import slices
 from ifcn.shards.manifest import resolve_shards
 from ifcn.shards.reader import read_shard
-from ifcn.shards.slices import index_shard, read_items
+from ifcn.shards.slices import SliceReader, index_shard
 
 
 def _all_items(location: str, task: str) -> list[tuple[str, int]]:
@@ -22,7 +24,11 @@ def _all_items(location: str, task: str) -> list[tuple[str, int]]:
 
 
 def _sliced(location: str, start: int, stop: int, task: str, **kw) -> list[tuple[str, int]]:
-    return [(s.key, i) for s, lo, hi in read_items(location, start, stop, task, **kw) for i in range(lo, hi)]
+    return _read(SliceReader(location, task, **kw), start, stop)
+
+
+def _read(reader: SliceReader, start: int, stop: int) -> list[tuple[str, int]]:
+    return [(s.key, i) for s, lo, hi in reader.read(start, stop) for i in range(lo, hi)]
 
 
 @pytest.mark.parametrize("task", ["interactive", "semantic"])
@@ -60,3 +66,20 @@ def test_a_shard_with_other_item_counts_than_recorded_is_named(train_shards: Pat
     with pytest.raises(InputError, match=fewer) as error:
         _sliced(location, 0, total - 1, "interactive", index=index, total=total - 1)
     assert error.value.path == location
+
+
+def test_slices_read_in_order_continue_one_stream(train_shards: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What keeps remote shards cheap: a worker's slices of one shard, read in order, cost one transfer."""
+    location = resolve_shards(train_shards).locations[0]
+    whole = _all_items(location, "interactive")
+    opened: list[int] = []
+    real = slices.read_records
+    monkeypatch.setattr(slices, "read_records", lambda loc, start=0: opened.append(start) or real(loc, start))
+    reader = SliceReader(location, "interactive", total=len(whole))  # no index: streamed, as a remote shard
+    cuts = [0, 5, 6, 13, len(whole)]  # some cuts fall inside a sample's items
+    assert [x for a, b in pairwise(cuts) for x in _read(reader, a, b)] == whole and opened == [0]
+    assert _read(reader, 2, 4) == whole[2:4] and opened == [0, 0]  # before the current position: a new stream
+    index = index_shard(location, "interactive")
+    reader, opened[:] = SliceReader(location, "interactive", index=index, total=len(whole)), []
+    assert _read(reader, 0, 2) + _read(reader, len(whole) - 3, len(whole)) == whole[:2] + whole[-3:]
+    assert opened == [index.positions[0], index.positions[index.locate(len(whole) - 3)[0]]]  # a seek, not a read

@@ -20,6 +20,7 @@ from itertools import accumulate
 
 from ifcn.errors import InputError
 from ifcn.shards.counts import REWRITE_BOTH, ShardCounts, items_of
+from ifcn.shards.formats import RawSample
 from ifcn.shards.reader import read_failure, read_records, sample_errors, shard_format
 from ifcn.shards.records import FIELD_CLICKS, ImageClicks, Sample
 
@@ -73,31 +74,79 @@ def _mismatch(location: str, found: str, total: int | None, stop: int) -> InputE
     return InputError(location, f"holds {found} training items, {recorded}", REWRITE_BOTH, kind="count_mismatch")
 
 
-def read_items(location: str, start: int, stop: int, task: str, *, index: ShardIndex | None = None,
-               total: int | None = None, check_digest: bool = True) -> Iterator[tuple[Sample, int, int]]:
-    """Each sample holding items of the shard's slice [start, stop), with the range [lo, hi) of its own items that
-    lie in the slice. `total` is the shard's item count by its manifest: a shard with fewer than `stop` items, or,
-    for a slice that ends at `total`, with more, raises an `InputError` naming the shard (kind `count_mismatch`)."""
-    at, begin = 0, 0
-    if index is not None:
-        first, at = index.locate(start)
-        if first == len(index.positions):
-            raise _mismatch(location, f"only {index.items}", total, stop)
-        begin = index.positions[first]
-    for key, fields in read_records(location, begin):
-        n = items_of(_clicks(location, key, fields), task)
-        if at >= stop:  # only read past the slice to prove that a shard holds no more than its manifest says
-            if n:
-                raise _mismatch(location, f"more than {at}", total, stop)
-            continue
-        if at + n > start:
-            with sample_errors(location, key):
-                sample = Sample.from_fields(key, fields, check_digest=check_digest)
-            yield sample, max(start - at, 0), min(stop - at, n)
-        at += n
-        if at >= stop and stop != total:
-            return
-    if at < stop:
-        raise _mismatch(location, f"only {at}", total, stop)
-    if at > stop:  # the last sample straddles the end the manifest gives
-        raise _mismatch(location, f"{at}", total, stop)
+class SliceReader:
+    """Reads slices [start, stop) of one shard's items for a task, each as the samples holding them.
+
+    Slices read in increasing order continue one stream, so a remote shard whose slices a loader worker reads in
+    order is transferred once; a slice before the current position reopens the shard (one seek for a local shard
+    with an index, a new transfer from the first byte for a remote one). `total` is the shard's item count by its
+    manifest: a shard with fewer items than a slice needs, or with more when a slice ends at `total` (it is then
+    read on to its end), is an `InputError` naming the shard (kind `count_mismatch`).
+    """
+
+    def __init__(self, location: str, task: str, *, index: ShardIndex | None = None, total: int | None = None,
+                 check_digest: bool = True):
+        self.location, self.task, self.index, self.total, self.check_digest = location, task, index, total, check_digest
+        self._records: Iterator[RawSample] | None = None
+        self._sample = 0  # number of the sample in `_held` (or of the next record)
+        self._at = 0  # number of its first item
+        self._held: tuple[str, dict[str, bytes], int] | None = None  # a record read but not passed yet
+
+    def close(self) -> None:
+        if self._records is not None:
+            self._records.close()
+            self._records = None
+
+    def _open(self, start: int) -> None:
+        self.close()
+        self._sample, self._at = self.index.locate(start) if self.index is not None else (0, 0)
+        positions = self.index.positions if self.index is not None else (0,)
+        self._records = (read_records(self.location, positions[self._sample]) if self._sample < len(positions)
+                         else (record for record in ()))
+        self._held = None
+
+    def _must_open(self, start: int) -> bool:
+        """Whether reading [start, ...) needs a new stream: it begins before the current position, or (with an
+        index) at a later sample than the next one, which a seek reaches faster than reading on."""
+        if self._records is None or start < self._at:
+            return True
+        return self.index is not None and self.index.locate(start)[0] != self._sample
+
+    def _peek(self) -> tuple[str, dict[str, bytes], int] | None:
+        if self._held is None:
+            record = next(self._records, None)
+            if record is not None:
+                key, fields = record
+                self._held = key, fields, items_of(_clicks(self.location, key, fields), self.task)
+        return self._held
+
+    def _pass(self, items: int) -> None:
+        self._sample += 1
+        self._at += items
+        self._held = None
+
+    def read(self, start: int, stop: int) -> Iterator[tuple[Sample, int, int]]:
+        """Each sample holding items of [start, stop) with the range [lo, hi) of its own items in the slice."""
+        if self._must_open(start):
+            self._open(start)
+        while self._at < stop or stop == self.total:
+            record = self._peek()
+            if record is None:
+                break
+            key, fields, n = record
+            if self._at >= stop:  # the slice ends the shard: nothing with items may follow
+                if n:
+                    raise _mismatch(self.location, f"more than {self._at}", self.total, stop)
+                self._pass(n)
+                continue
+            if self._at + n > start:
+                with sample_errors(self.location, key):
+                    sample = Sample.from_fields(key, fields, check_digest=self.check_digest)
+                yield sample, max(start - self._at, 0), min(stop - self._at, n)
+            if self._at + n > stop:  # the sample goes on into the next slice, which starts with it
+                if stop == self.total:
+                    raise _mismatch(self.location, f"{self._at + n}", self.total, stop)
+                return
+            self._pass(n)
+        if self._at < stop:
+            raise _mismatch(self.location, f"only {self._at}", self.total, stop)

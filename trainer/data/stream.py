@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ifcn.errors import InputError
 from ifcn.shards.check import ShardInfo
 from ifcn.shards.reader import sample_errors
-from ifcn.shards.slices import read_items
+from ifcn.shards.slices import SliceReader
 from ifcn.trainer.data.augment import AugmentConfig, CropItem, augment
 from ifcn.trainer.data.epoch_plan import Group, RankPlan, Slice, plan_rank
 from ifcn.trainer.data.items import Item, expand_sample
@@ -93,23 +93,22 @@ class TrainStream(IterableDataset):
                          world_size=self.world_size, rank=self.rank, batch_size=self.batch_size, steps=self.steps,
                          group_batches=self.group_batches, chunk_items=self.chunk_items)
 
-    def _slice_items(self, piece: Slice) -> Iterator[tuple[int, Item]]:
+    def _slice_items(self, reader: SliceReader, piece: Slice) -> Iterator[tuple[int, Item]]:
         """(item number in its shard, item) of every item of a slice, in shard order."""
-        shard = self.shards[piece.shard]
         number = piece.start
-        for sample, lo, hi in read_items(shard.location, piece.start, piece.stop, self.task, index=shard.index,
-                                         total=shard.items, check_digest=self.check_digest):
-            with sample_errors(shard.location, sample.key):  # a mask that does not decode names its shard and key
+        for sample, lo, hi in reader.read(piece.start, piece.stop):
+            with sample_errors(reader.location, sample.key):  # a mask that does not decode names its shard and key
                 items = list(expand_sample(sample, self.task))[lo:hi]
             for item in items:
                 yield number, item
                 number += 1
 
-    def group_batches_of(self, group: Group) -> list[dict[str, torch.Tensor]]:
+    def _group_batches(self, group: Group, readers: _Readers) -> list[dict[str, torch.Tensor]]:
         """The batches of one group. Each batch also holds `item` (B, 2) int64: (shard number, item number in the
         shard) of each crop, so where a crop came from can be traced (and counted)."""
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, group.index])
-        found = [(piece.shard, number, item) for piece in group.slices for number, item in self._slice_items(piece)]
+        found = [(piece.shard, number, item) for piece in group.slices
+                 for number, item in self._slice_items(readers.get(self.shards[piece.shard]), piece)]
         order = rng.permutation(len(found))
         crops = [augment(found[i][2], self.augment, rng) for i in order]
         ids = torch.tensor([found[i][:2] for i in order], dtype=torch.int64).reshape(-1, 2)
@@ -123,11 +122,35 @@ class TrainStream(IterableDataset):
     def __iter__(self) -> Iterator[list[dict[str, torch.Tensor]] | InputError]:
         info = get_worker_info()  # DataLoader workers already run torch on one thread
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        readers = _Readers(self.task, self.check_digest)
         try:
             for group in self.plan().groups(worker, workers):
-                yield self.group_batches_of(group)
+                yield self._group_batches(group, readers)
         except InputError as e:
             yield e  # whole, with its shard and key: the main process raises it
+        finally:
+            readers.close()
+
+
+class _Readers:
+    """A worker's shard reader, kept from one slice to the next: the worker's next slice of the same shard comes
+    later in it (its groups are in order), so the reader goes on in the same stream instead of starting over."""
+
+    def __init__(self, task: str, check_digest: bool):
+        self.task, self.check_digest = task, check_digest
+        self.current: SliceReader | None = None
+
+    def get(self, shard: ShardInfo) -> SliceReader:
+        if self.current is None or self.current.location != shard.location:
+            self.close()
+            self.current = SliceReader(shard.location, self.task, index=shard.index, total=shard.items,
+                                       check_digest=self.check_digest)
+        return self.current
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
 
 
 def _unchanged(element: object) -> object:
