@@ -21,6 +21,7 @@ from ifcn.shards.records import ImageClicks, Sample
 from ifcn.trainer.data import (
     AugmentConfig,
     Item,
+    RankPlan,
     TrainStream,
     augment,
     collate,
@@ -136,25 +137,24 @@ def test_plan_splits_items_disjointly_into_equal_rank_shares(items: list[int], w
     `steps` batches, no item is read twice and only the last partial global batch is left out."""
     batch = 4
     steps = steps_per_epoch(sum(items), world, batch)
+
+    def plan(rank: int, epoch: int = 1) -> RankPlan:
+        return plan_rank(items, seed=5, epoch=epoch, world_size=world, rank=rank, batch_size=batch, steps=steps,
+                         group_batches=2, chunk_items=3)
+
     read: list[tuple[int, int]] = []
     for rank in range(world):
-        plan = plan_rank(items, seed=5, epoch=1, world_size=world, rank=rank, batch_size=batch, steps=steps,
-                         group_batches=2, chunk_items=3)
-        groups = list(plan.groups())
+        groups = list(plan(rank).groups())
         assert sum(g.batches for g in groups) == steps and [g.index for g in groups] == list(range(len(groups)))
         for g in groups:
             covered = [(s.shard, i) for s in g.slices for i in range(s.start, s.stop)]
             assert len(covered) == g.batches * batch and all(0 <= s.start < s.stop <= items[s.shard] for s in g.slices)
             read += covered
-        assert [g.index for w in range(3) for g in plan.groups(w, 3)] == sorted(range(len(groups)), key=lambda i: i % 3)
+        by_worker = [g.index for w in range(3) for g in plan(rank).groups(w, 3)]  # worker w: groups w, w + 3, ...
+        assert by_worker == sorted(range(len(groups)), key=lambda i: i % 3)
     assert len(read) == len(set(read)) == world * steps * batch > sum(items) - world * batch
-    again = plan_rank(items, seed=5, epoch=1, world_size=world, rank=0, batch_size=batch, steps=steps,
-                      group_batches=2, chunk_items=3)
-    other = plan_rank(items, seed=5, epoch=2, world_size=world, rank=0, batch_size=batch, steps=steps,
-                      group_batches=2, chunk_items=3)
-    assert list(again.groups()) == list(plan_rank(items, seed=5, epoch=1, world_size=world, rank=0, batch_size=batch,
-                                                  steps=steps, group_batches=2, chunk_items=3).groups())
-    assert list(other.groups()) != list(again.groups())
+    assert list(plan(0).groups()) == list(plan(0).groups())  # a pure function of its arguments
+    assert list(plan(0, epoch=2).groups()) != list(plan(0).groups())  # reshuffled every epoch
 
 
 def _batches(shards: Path, world_size: int = 1, **kw) -> list[dict[str, torch.Tensor]]:

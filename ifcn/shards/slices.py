@@ -8,7 +8,8 @@ middle of a shard a reader must know where each sample starts and how many items
   images and masks are not read), so a slice starts with one seek and skipping costs nothing;
 - a remote shard (`http(s)://`, `pipe:`) cannot seek: a slice streams it from its first byte, counting the items of
   the samples before the slice from their clicks JSON (neither decoded nor digest-checked: they are not used). A
-  slice therefore transfers the shard up to the slice's end.
+  slice therefore transfers the shard up to the slice's end, unless it comes after the slice the same
+  `SliceReader` read last, whose stream it continues.
 """
 
 from __future__ import annotations

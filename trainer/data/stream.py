@@ -110,12 +110,11 @@ class TrainStream(IterableDataset):
         found = [(piece.shard, number, item) for piece in group.slices
                  for number, item in self._slice_items(readers.get(self.shards[piece.shard]), piece)]
         order = rng.permutation(len(found))
-        crops = [augment(found[i][2], self.augment, rng) for i in order]
-        ids = torch.tensor([found[i][:2] for i in order], dtype=torch.int64).reshape(-1, 2)
         batches = []
-        for k in range(0, len(crops), self.batch_size):
-            batch = collate(crops[k:k + self.batch_size], self.task)
-            batch["item"] = ids[k:k + self.batch_size].clone()
+        for k in range(0, len(order), self.batch_size):  # each batch stacked while its crops are still in cache
+            chosen = order[k:k + self.batch_size]
+            batch = collate([augment(found[i][2], self.augment, rng) for i in chosen], self.task)
+            batch["item"] = torch.tensor([found[i][:2] for i in chosen], dtype=torch.int64).reshape(-1, 2)
             batches.append(batch)
         return batches
 

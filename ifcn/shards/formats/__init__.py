@@ -2,8 +2,9 @@
 
 Every format writes a sequence of `Sample`s to one file and reads them back in the same order. Writers write to
 the exact path they are given: making that a temporary name and renaming it is the orchestrator's job. Readers take
-a location (a local path or, where the format allows, a URL) and yield raw `(key, fields)` records; turning them into
-checked `Sample`s, with errors that name the shard, is `ifcn.shards.reader`'s job.
+a location (a local path or, where the format allows, a URL) and yield raw `(key, fields)` records, from the first
+sample or from a position that `scan` (local files: headers and clicks only) reported; turning them into checked
+`Sample`s, with errors that name the shard, is `ifcn.shards.reader`'s job.
 """
 
 from __future__ import annotations
