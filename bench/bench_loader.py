@@ -2,11 +2,13 @@
 + collate + network input) before and after issue 14, and the cost of one distance channel.
 
 Run: `python -m bench.bench_loader [--images 60] [--pairs 15] [--crop 384] [--batch-size 24] [--batches 40]
-[--maps-only]` from the repository root.
+[--shuffle-items 128] [--chunk-items 16] [--maps-only]` from the repository root.
 
-- ours: `TrainStream` in one process (= one DataLoader worker): read webdataset shards, decode each image once,
-  expand it into its (object, pair) items, shuffle buffer, scale/flip/crop to `--crop`, collate uint8 crops and
-  padded click coordinates. Normalisation and the distance channels are computed on the device afterwards.
+- ours: `TrainStream` in one process (= one DataLoader worker): read the slices of webdataset shards its batch
+  groups need (chunks of `--chunk-items` items), check each sample's sha256, decode each image once per slice,
+  expand it into its (object, pair) items, shuffle a group's items, scale/flip/crop to `--crop`, collate uint8 crops
+  and padded click coordinates. Normalisation and the distance channels are computed on the device afterwards.
+  Timed twice: with the per-sample sha256 check (the default) and without it (`--no-sample-checksums`).
 - whole CPU path: the same stream, then `batch_input` on the CPU (normalised RGB + the two distance channels), as
   CPU training and CPU evaluation run it; "before" builds the input as the code did before issue 14 (out-of-place
   normalisation, the (B, K, H, W) `dense` distance formulation over every padded slot, concatenation).
@@ -19,9 +21,9 @@ Run: `python -m bench.bench_loader [--images 60] [--pairs 15] [--crop 384] [--ba
   rasterised clicks (`DIST_MASK_PRECISE`, clipped and scaled), the formulation before (`dense`) and after (the
   CPU's `per_sample`), with the peak growth of the process's memory during the call.
 
-Everything runs single-threaded (OpenCV and torch at one thread); figures are samples per second of wall time and
-per CPU-second (the latter is robust to other processes sharing the machine), timed after the first batch (steady
-state: our first batch waits for the shuffle buffer to fill). With `--pairs 1` there is no decode to share among
+Both run single-threaded (OpenCV and torch at one thread); figures are samples per second of wall time and per
+CPU-second (the latter is robust to other processes sharing the machine), over every batch (the shard checks and
+the index are done before timing starts). With `--pairs 1` there is no decode to share among
 an image's pairs, which shows the gain that comes from the rest of the design alone. Data: the synthetic VOC set
 (VOC-like sizes, long side 500) sampled with `ifcn-prep`'s defaults.
 """
@@ -110,9 +112,9 @@ def seed_style_item(root: Path, key: str, object_id: int, pos_png: Path, neg_png
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(target))
 
 
-def steady_rate(batches: Iterator[int]) -> tuple[float, float]:
-    """Samples per wall second and per CPU-second after the first batch (which fills our shuffle buffer)."""
-    next(batches)
+def rate(batches: Iterator[int]) -> tuple[float, float]:
+    """Samples per wall second and per CPU-second over all batches (our first batch group is built whole before
+    its first batch comes out, so no batch is a warm-up to leave out)."""
     start, cpu = time.perf_counter(), time.process_time()
     count = sum(batches)
     return count / (time.perf_counter() - start), count / (time.process_time() - cpu)
@@ -127,11 +129,13 @@ def seed_batches(root: Path, items: list, crop: int, batch: int, batches: int) -
         yield len(torch.stack([p[0] for p in pairs]))
 
 
-def our_batches(shards: Path, crop: int, batch: int, batches: int, workers: int = 0,
+def our_batches(shards: Path, crop: int, batch: int, batches: int, *, workers: int = 0, shuffle_items: int = 128,
+                chunk_items: int = 16, check_digest: bool = True,
                 to_input: Callable[[Batch], torch.Tensor] | None = None) -> Iterator[int]:
     """Batch sizes of our loader; with `to_input`, each batch is also turned into the network input on the CPU."""
     infos = check_shards(resolve_shards(shards), "interactive")
-    stream = TrainStream(infos, "interactive", AugmentConfig(crop), batch, batches, seed=0, workers=workers)
+    stream = TrainStream(infos, "interactive", AugmentConfig(crop), batch, batches, seed=0, workers=workers,
+                         shuffle_items=shuffle_items, chunk_items=chunk_items, check_digest=check_digest)
     for b in make_loader(stream):
         if to_input is not None:
             to_input(b)
@@ -203,6 +207,8 @@ def print_map_costs(batch: int, size: int) -> None:
             print(f"{valid_clicks:>5}/{slots:<6}{name:>22}{ms:>16.3f}{ms / edt_ms:>7.2f}x{mib:>10.0f}")
 
 
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=60)
@@ -210,6 +216,8 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=384)
     parser.add_argument("--batch-size", type=int, default=24)
     parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--shuffle-items", type=int, default=128)
+    parser.add_argument("--chunk-items", type=int, default=16)
     parser.add_argument("--maps-only", action="store_true", help="only the distance-channel costs")
     args = parser.parse_args()
     cv2.setNumThreads(1)
@@ -223,15 +231,20 @@ def main() -> None:
         print(f"{args.images} images, {len(items)} (object, pair) items; crop {args.crop}, batch {args.batch_size}, "
               f"{args.batches} batches each")
         loader = (shards, args.crop, args.batch_size, args.batches)
+        options = {"shuffle_items": args.shuffle_items, "chunk_items": args.chunk_items}
         rates = {
-            "ours, loader only (stream + collate)": steady_rate(our_batches(*loader)),
-            "ours, whole CPU path, after": steady_rate(our_batches(*loader, to_input=input_after)),
-            "ours, whole CPU path, before": steady_rate(our_batches(*loader, to_input=input_before)),
-            "seed-style (whole CPU path)": steady_rate(seed_batches(root, items, args.crop, args.batch_size,
-                                                                    args.batches)),
+            "ours, loader only (stream + collate)": rate(our_batches(*loader, **options)),
+            "ours, loader only, no sample sha256": rate(our_batches(*loader, **options, check_digest=False)),
+            "ours, whole CPU path, after": rate(our_batches(*loader, **options, to_input=input_after)),
+            "ours, whole CPU path, before": rate(our_batches(*loader, **options, to_input=input_before)),
+            "seed-style (whole CPU path)": rate(seed_batches(root, items, args.crop, args.batch_size, args.batches)),
         }
     for name, (wall, per_cpu) in rates.items():
         print(f"{name:<40}: {wall:7.1f} samples/s wall, {per_cpu:7.1f} samples per CPU-second")
+    checked = rates["ours, loader only (stream + collate)"][1]
+    unchecked = rates["ours, loader only, no sample sha256"][1]
+    print(f"cost of the default per-sample sha256 check: {100 * (1 - checked / unchecked):.1f} % of the loader's "
+          "samples per CPU-second")
     after, before = rates["ours, whole CPU path, after"][1], rates["ours, whole CPU path, before"][1]
     seed = rates["seed-style (whole CPU path)"][1]
     print(f"whole CPU path per core: after/before {after / before:.1f}x, after/seed-style {after / seed:.1f}x")

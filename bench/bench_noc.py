@@ -45,7 +45,7 @@ def val_objects(workdir: Path, images: int, long_side: int, scheduler: str | Non
     root = make_synth_dataset(workdir / "synth", SynthConfig(train_images=0, val_images=images, long_side=long_side))
     run_sample(SampleJob(voc_root=root, split="val", out=workdir / "val", clicks=ClickConfig(pairs=1),
                          workers=None if scheduler else 1, scheduler=scheduler, progress=False), log=lambda _: None)
-    return list(iter_objects(resolve_shards(workdir / "val").locations))
+    return list(iter_objects(resolve_shards(workdir / "val")))
 
 
 def timed(objects: list[EvalObject], predictor: object, settings: NocSettings, batch_size: int,

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from bench.bench_loader import our_batches, prepare, steady_rate
+from bench.bench_loader import our_batches, prepare, rate
 from bench.bench_noc import compare, untrained_model, val_objects
 from bench.bench_train import measure
 from ifcn.cores import usable_cores
@@ -117,7 +117,7 @@ def compile_step(device: torch.device, tiny: bool = False) -> StepResult:
 
 def loader_step(shards: Path, batch: int, crop: int, workers: int, batches: int) -> StepResult:
     """Samples/s of the training loader alone (stream + augmentation + collate) with `workers` DataLoader workers."""
-    wall, _ = steady_rate(our_batches(shards, crop, batch, batches, workers=workers))
+    wall, _ = rate(our_batches(shards, crop, batch, batches, workers=workers))
     return StepResult("loader", f"python -m bench.gpu loader  (workers {workers})",
                       ("loader workers", "crop", "batch", "samples/s"), ((workers, crop, batch, round(wall, 1)),))
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ifcn.errors import InputError
-from ifcn.shards.check import ShardInfo, check_shards
+from ifcn.shards.check import check_shards
 from ifcn.shards.formats import get_format
 from ifcn.shards.manifest import load_manifest, resolve_shards, write_manifest
 from ifcn.shards.reader import read_shard
@@ -21,11 +21,12 @@ from ifcn.shards.records import ImageClicks, Sample
 from ifcn.trainer.data import (
     AugmentConfig,
     Item,
+    RankPlan,
     TrainStream,
     augment,
     collate,
     make_loader,
-    plan_epoch,
+    plan_rank,
     steps_per_epoch,
 )
 from ifcn.trainer.data.augment import apply_matrix, random_matrix
@@ -129,28 +130,35 @@ def test_collate_pads_clicks_with_validity_masks() -> None:
     np.testing.assert_array_equal(batch["pos"][1, : len(items[1].pos)].numpy(), items[1].pos)
 
 
-def _shard_infos(counts: list[int]) -> tuple[ShardInfo, ...]:
-    return tuple(ShardInfo(f"s{i}.tar", c) for i, c in enumerate(counts))
+@pytest.mark.parametrize("items, world", [([24, 18, 3, 20, 0, 21, 17], 2), ([24, 18, 3, 20, 0, 21, 17], 3), ([50], 2),
+                                           ([7, 0, 5], 1)])
+def test_plan_splits_items_disjointly_into_equal_rank_shares(items: list[int], world: int) -> None:
+    """Any number of shards ≥ 1 (one empty) and of ranks: chunks of a shard go to several ranks, every rank gets
+    `steps` batches, no item is read twice and only the last partial global batch is left out."""
+    batch = 4
+    steps = steps_per_epoch(sum(items), world, batch)
 
+    def plan(rank: int, epoch: int = 1) -> RankPlan:
+        return plan_rank(items, seed=5, epoch=epoch, world_size=world, rank=rank, batch_size=batch, steps=steps,
+                         group_batches=2, chunk_items=3)
 
-@pytest.mark.parametrize("world, workers", [(2, 2), (3, 1), (2, 3)])
-def test_plan_gives_disjoint_shares_and_equal_steps(world: int, workers: int) -> None:
-    shards = _shard_infos([24, 18, 3, 20, 0, 21, 17])  # 7 shards (one empty): not a multiple of ranks × workers
-    steps = steps_per_epoch(sum(s.items for s in shards), world, 4)
-    plans = [plan_epoch(shards, seed=5, epoch=1, world_size=world, rank=r, workers=workers, steps=steps)
-             for r in range(world)]
-    read = [p for rank in plans for w in rank for p in w.locations]
-    assert sorted(read) == sorted(s.location for s in shards if s.items)  # disjoint, complete, empty shard skipped
-    for rank in plans:
-        assert sum(w.batches for w in rank) == steps
-        assert all(w.batches == 0 for w in rank if not w.shards)
-    again = plan_epoch(shards, seed=5, epoch=1, world_size=world, rank=0, workers=workers, steps=steps)
-    other = plan_epoch(shards, seed=5, epoch=2, world_size=world, rank=0, workers=workers, steps=steps)
-    assert again == plans[0] and [w.locations for w in other] != [w.locations for w in plans[0]]
+    read: list[tuple[int, int]] = []
+    for rank in range(world):
+        groups = list(plan(rank).groups())
+        assert sum(g.batches for g in groups) == steps and [g.index for g in groups] == list(range(len(groups)))
+        for g in groups:
+            covered = [(s.shard, i) for s in g.slices for i in range(s.start, s.stop)]
+            assert len(covered) == g.batches * batch and all(0 <= s.start < s.stop <= items[s.shard] for s in g.slices)
+            read += covered
+        by_worker = [g.index for w in range(3) for g in plan(rank).groups(w, 3)]  # worker w: groups w, w + 3, ...
+        assert by_worker == sorted(range(len(groups)), key=lambda i: i % 3)
+    assert len(read) == len(set(read)) == world * steps * batch > sum(items) - world * batch
+    assert list(plan(0).groups()) == list(plan(0).groups())  # a pure function of its arguments
+    assert list(plan(0, epoch=2).groups()) != list(plan(0).groups())  # reshuffled every epoch
 
 
 def _batches(shards: Path, world_size: int = 1, **kw) -> list[dict[str, torch.Tensor]]:
-    infos = check_shards(resolve_shards(shards), "interactive", min_shards=world_size)
+    infos = check_shards(resolve_shards(shards), "interactive")
     steps = steps_per_epoch(sum(i.items for i in infos), world_size, 4)
     return list(make_loader(TrainStream(infos, "interactive", AugmentConfig(CROP), 4, steps, world_size=world_size,
                                         **kw)))
@@ -165,8 +173,6 @@ def test_stream_is_deterministic_and_seed_dependent(train_shards: Path) -> None:
     first = _batches(train_shards, seed=7)
     assert _same(first, _batches(train_shards, seed=7))
     assert not _same(first, _batches(train_shards, seed=8))
-    # Workers split the shards; the batches of an epoch are then the same for every run with those workers.
-    assert _same(_batches(train_shards, seed=7, workers=2), _batches(train_shards, seed=7, workers=2))
 
 
 def test_every_rank_gets_the_same_number_of_batches(train_shards: Path) -> None:

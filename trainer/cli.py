@@ -16,6 +16,7 @@ import click
 from click.core import ParameterSource
 
 from ifcn.disk import DiskFullError
+from ifcn.errors import InputError
 from ifcn.trainer.config import CHOICES, TrainConfig, config_from_flags, default_workers
 from ifcn.trainer.train import SetupError, train
 
@@ -85,13 +86,18 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
 @setting("--device", help="auto = CUDA when available.")
 @setting("--workers", type=int, help="DataLoader worker processes per rank that decode and augment (0 = in the "
          "training process).")
-@setting("--shuffle-items", type=int, help="Shuffle buffer size, in items.")
+@setting("--shuffle-items", type=int, help="Items one loader worker shuffles together (its batch group, rounded down "
+         "to whole batches); more mixes more and holds more crops in memory.")
+@setting("--chunk-items", type=int, help="Shards are cut into chunks of this many items and the chunks shuffled every "
+         "epoch. Remote shards stream from their start for every chunk: set it to at least a shard's items there.")
 @setting("--seed", type=int, help="Seed of the data order, augmentation and initialisation.")
 @setting("--val-every", type=int, help="Validate every N epochs (and after the last); 0 = never.")
 @setting("--val-batch-size", type=int, help="Validation images per forward pass.")
 @setting("--val-limit", type=int, help="Validate on the first N images only.")
 @setting("--log-every", type=int, help="Steps per log record (and plain log line).")
 @setting("--verify-checksums", is_flag=True, help="Check every shard's sha256 against the manifest first.")
+@setting("--sample-checksums", secondary="--no-sample-checksums", is_flag=True, help="Check every sample's sha256 as "
+         "it is read (turn off only for shards verified already). [default: on]")
 @setting("--max-minutes", type=float, help="Stop cleanly at the first step after this many minutes (a checkpoint is "
          "written; continue with --resume), for jobs with a wall-time limit.")
 @setting("--tensorboard", is_flag=True, help='Also write TensorBoard events (scalars, validation images) to OUT/tb; '
@@ -116,7 +122,7 @@ def main(ctx: click.Context, config_file: Path | None, **params: Any) -> None:
         raise click.UsageError(str(e)) from None
     try:
         train(config)
-    except (SetupError, DiskFullError) as e:
+    except (SetupError, DiskFullError, InputError) as e:  # InputError: a shard or sample found bad in training
         raise click.ClickException(str(e)) from None
 
 

@@ -85,13 +85,15 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"
     workers: int = field(default_factory=default_workers)
-    shuffle_items: int = 512
+    shuffle_items: int = 128
+    chunk_items: int = 16
     seed: int = 0
     val_every: int = 1
     val_batch_size: int = 8
     val_limit: int | None = None
     log_every: int = 20
     verify_checksums: bool = False
+    sample_checksums: bool = True
     max_minutes: float | None = None
     tensorboard: bool = False
     progress: bool = True
@@ -129,6 +131,7 @@ class TrainConfig:
             (self.clip_grad is None or self.clip_grad > 0, "--clip-grad must be > 0"),
             (self.workers >= 0, "--workers must be ≥ 0"),
             (self.shuffle_items >= 1, "--shuffle-items must be ≥ 1"),
+            (self.chunk_items >= 1, "--chunk-items must be ≥ 1"),
             (self.seed >= 0, "--seed must be ≥ 0"),
             (self.val_every >= 0, "--val-every must be ≥ 0 (0 = never)"),
             (self.val_every <= 1 or self.val_shards is not None, "--val-every needs --val-shards (the shards to "

@@ -52,13 +52,17 @@ def network_input(images: torch.Tensor, pos: torch.Tensor | None = None, pos_val
     return x
 
 
+#: What of a batch makes the network input (not `target`, nor the loader's `item` provenance).
+_INPUT_KEYS = ("image", "pos", "pos_valid", "neg", "neg_valid")
+
+
 def batch_input(batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool = False) -> torch.Tensor:
     """The network input of a batch in the loader's layout, built on `device`.
 
     `batch["image"]` is (B, H, W, 3) uint8 RGB; interactive batches add `pos`/`neg` (B, K, 2) (y, x) click coordinates
     with (B, K) `pos_valid`/`neg_valid` masks. Only the uint8 pixels and the coordinates cross to the device.
     """
-    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "target"}
+    moved = {k: batch[k].to(device, non_blocking=True) for k in _INPUT_KEYS if k in batch}
     x = network_input(moved["image"].permute(0, 3, 1, 2), moved.get("pos"), moved.get("pos_valid"), moved.get("neg"),
                       moved.get("neg_valid"))
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

@@ -18,9 +18,9 @@ from ifcn.trainer.config import DEFAULT_FIRST_LAYER_INIT, VOC_CLASSES, SetupErro
 LAST, BEST = "last.pt", "best.pt"
 #: Settings a resumed run may change; every other one must match the checkpoint's, or the run would not be the same.
 RESUMABLE_CHANGES = frozenset({"out", "shards", "val_shards", "workers", "device", "progress", "log_every",
-                               "val_every", "val_batch_size", "val_limit", "verify_checksums", "resume", "compile",
-                               "channels_last", "weights", "init_from", "epochs", "max_minutes", "tensorboard",
-                               "overwrite"})
+                               "val_every", "val_batch_size", "val_limit", "verify_checksums", "sample_checksums",
+                               "resume", "compile", "channels_last", "weights", "init_from", "epochs", "max_minutes",
+                               "tensorboard", "overwrite"})
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:

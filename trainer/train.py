@@ -156,10 +156,12 @@ def _check_inputs(config: TrainConfig, ctx: DistContext, stack: ExitStack, conso
         if config.tensorboard:
             require_tensorboard()
     shard_set = resolve_shards(config.shards)
-    infos = check_shards(shard_set, config.task, verify_checksums=config.verify_checksums, min_shards=ctx.world_size)
+    infos = check_shards(shard_set, config.task, verify_checksums=config.verify_checksums,
+                         check_digest=config.sample_checksums)
     val = resolve_shards(config.val_shards) if config.val_shards and config.val_every else None
     if val is not None:
-        check_shards(val, config.task, verify_checksums=config.verify_checksums, what="--val-shards")
+        check_shards(val, config.task, verify_checksums=config.verify_checksums, check_digest=config.sample_checksums,
+                     what="--val-shards")
     total = sum(i.items for i in infos)
     steps = steps_per_epoch(total, ctx.world_size, config.batch_size)
     if steps == 0:
@@ -199,7 +201,8 @@ def _setup(config: TrainConfig, ctx: DistContext, stack: ExitStack, console: Con
     if config.compile:
         net = torch.compile(net)
     stream = TrainStream(found.infos, config.task, AugmentConfig(config.crop, config.scale_range), config.batch_size,
-                         steps, config.seed, ctx.world_size, ctx.rank, config.workers, config.shuffle_items)
+                         steps, config.seed, ctx.world_size, ctx.rank, config.workers, config.shuffle_items,
+                         config.chunk_items, config.sample_checksums)
     tensorboard = TensorBoardLog(run_dir / TENSORBOARD) if config.tensorboard and ctx.is_main else None
     files = RunFiles(run_dir, ctx.is_main, tensorboard)
     stack.callback(files.close)
@@ -230,10 +233,11 @@ def _validate(s: _Setup) -> dict[str, float]:
     try:
         if cfg.task == "interactive":
             r = validate_interactive(s.raw, val, s.ctx.device, cfg.val_batch_size, cfg.val_limit, cfg.precision,
-                                     on_batch=bar.update)
+                                     on_batch=bar.update, check_digest=cfg.sample_checksums)
             return {"val_iou": r["iou"], "val_objects": r["objects"], "val_pairs": r["pairs"]}
         scores = validate_semantic(s.raw, val, s.ctx.device, cfg.effective_num_classes, cfg.val_batch_size,
-                                   cfg.val_limit, cfg.precision, on_batch=bar.update).scores()
+                                   cfg.val_limit, cfg.precision, on_batch=bar.update,
+                                   check_digest=cfg.sample_checksums).scores()
         return {"val_miou": scores.miou, "val_pixel_accuracy": scores.pixel_accuracy}
     finally:
         s.console.close_bar(bar)

@@ -15,8 +15,9 @@ from itertools import islice
 import numpy as np
 import torch
 
+from ifcn.shards.counts import read_counted
 from ifcn.shards.manifest import ShardSet
-from ifcn.shards.reader import read_shard
+from ifcn.shards.reader import sample_errors
 from ifcn.shards.records import VOID
 from ifcn.trainer.data.augment import CropItem
 from ifcn.trainer.data.items import Item, expand_sample
@@ -27,13 +28,15 @@ from ifcn.trainer.metrics import ConfusionMatrix, foreground_iou
 from ifcn.trainer.precision import autocast
 
 
-def eval_items(shards: ShardSet, task: str, limit: int | None = None) -> Iterator[Item]:
-    """Full-resolution items of this rank's samples (every `world`-th of the first `limit` samples)."""
+def eval_items(shards: ShardSet, task: str, limit: int | None = None, check_digest: bool = True) -> Iterator[Item]:
+    """Full-resolution items of this rank's samples (every `world`-th of the first `limit` samples). Every shard
+    read to its end is checked against its manifest entry; a sample that does not decode names its shard and key."""
     rank, world = rank_and_world()
-    samples = (s for location in shards.locations for s in read_shard(location))
-    for i, sample in enumerate(islice(samples, limit)):
+    for i, (location, sample) in enumerate(islice(read_counted(shards, check_digest=check_digest), limit)):
         if i % world == rank:
-            yield from expand_sample(sample, task)
+            with sample_errors(location, sample.key):
+                items = list(expand_sample(sample, task))
+            yield from items
 
 
 def _same_size_batches(items: Iterator[Item], batch_size: int) -> Iterator[list[Item]]:
@@ -72,14 +75,15 @@ class EvalMode:
 
 def validate_interactive(model: torch.nn.Module, shards: ShardSet, device: torch.device | str, batch_size: int = 8,
                          limit: int | None = None, precision: str = "fp32",
-                         on_batch: Callable[[int], None] | None = None) -> dict[str, float]:
+                         on_batch: Callable[[int], None] | None = None, *,
+                         check_digest: bool = True) -> dict[str, float]:
     """Mean foreground IoU of (logit > 0) against the object mask, void ignored: the mean over an object's pairs,
     then over objects. Returns `{"iou", "objects", "pairs"}` (`iou` is NaN with no object). `limit` caps images;
-    `on_batch(items)` is called after each batch (a progress bar)."""
+    `on_batch(items)` is called after each batch (a progress bar); `check_digest=False` skips the per-sample sha256."""
     device = torch.device(device)
     per_object: dict[tuple[str, int], list[float]] = {}
     with EvalMode(model), torch.inference_mode():
-        for items in _same_size_batches(eval_items(shards, "interactive", limit), batch_size):
+        for items in _same_size_batches(eval_items(shards, "interactive", limit, check_digest), batch_size):
             logits, target = forward_items(model, items, "interactive", device, precision)
             ious = foreground_iou(logits[:, 0] > 0, target == 1, target == VOID).tolist()
             for item, iou in zip(items, ious, strict=True):
@@ -94,13 +98,14 @@ def validate_interactive(model: torch.nn.Module, shards: ShardSet, device: torch
 
 def validate_semantic(model: torch.nn.Module, shards: ShardSet, device: torch.device | str, num_classes: int = 21,
                       batch_size: int = 8, limit: int | None = None, precision: str = "fp32",
-                      on_batch: Callable[[int], None] | None = None) -> ConfusionMatrix:
+                      on_batch: Callable[[int], None] | None = None, *,
+                      check_digest: bool = True) -> ConfusionMatrix:
     """Confusion matrix of argmax predictions against the class maps (255 ignored), summed over all ranks.
-    `on_batch(images)` is called after each batch (a progress bar)."""
+    `on_batch(images)` is called after each batch (a progress bar); `check_digest=False` skips the per-sample sha256."""
     device = torch.device(device)
     matrix = ConfusionMatrix(num_classes, device)
     with EvalMode(model), torch.inference_mode():
-        for items in _same_size_batches(eval_items(shards, "semantic", limit), batch_size):
+        for items in _same_size_batches(eval_items(shards, "semantic", limit, check_digest), batch_size):
             logits, target = forward_items(model, items, "semantic", device, precision)
             matrix.update(logits.argmax(1), target)
             if on_batch is not None:

@@ -153,6 +153,8 @@ def load_manifest(location: str | Path) -> Manifest:
     try:
         d = json.loads(read_bytes(text))
     except FileNotFoundError:
+        if is_remote(text):  # read_bytes said why the transfer failed and what to check
+            raise
         raise FileNotFoundError(f"{text}: no manifest here; run `ifcn-prep sample --out {Path(text).parent}` "
                                 "first") from None
     except json.JSONDecodeError as e:

@@ -8,12 +8,16 @@ Each sample's digest is checked as it is decoded (unless the caller opts out), a
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlparse
 
 from ifcn.errors import InputError
 from ifcn.shards.records import Sample
+
+if TYPE_CHECKING:
+    from ifcn.shards.formats import RawSample, ShardFormat
 
 REWRITE = "rerun `ifcn-prep sample` with the same options to rewrite it"
 #: URL schemes read through webdataset's `gopen` (a Windows drive letter is one character, so never matches).
@@ -36,6 +40,14 @@ def open_location(location: str) -> BinaryIO:
     return gopen(location, "rb")
 
 
+def fetch_fix(location: str) -> str:
+    """What to do when a remote location cannot be read: a network or command problem, not a damaged shard."""
+    if location.startswith("pipe:"):
+        return f"check that the command works in a shell: `{location[5:]} | tar t` must list the file's contents"
+    return (f"check the address and that this machine reaches it: `curl -fsSL '{location}' | tar t` must list the "
+            "file's contents (a file missing on the server must be copied there)")
+
+
 def read_bytes(location: str) -> bytes:
     """The whole content of a small file (a manifest) at a local path or URL."""
     if not is_remote(location):
@@ -44,18 +56,37 @@ def read_bytes(location: str) -> bytes:
         with open_location(location) as stream:
             return stream.read()
     except Exception as e:  # curl or the pipe command failed: the file is not there or not reachable
-        raise FileNotFoundError(f"{location}: could not be read ({type(e).__name__}: {e})") from None
+        raise FileNotFoundError(f"{location}: could not be fetched ({type(e).__name__}: {e}). Fix: "
+                                f"{fetch_fix(location)}") from None
 
 
-def read_shard(location: str | Path, *, check_digest: bool = True) -> Iterator[Sample]:
-    """The samples of one shard in written order.
+@contextmanager
+def sample_errors(location: str, key: str) -> Iterator[None]:
+    """Turn a failure to decode or use one sample (a mask that is not a PNG, sizes that disagree, clicks outside
+    the image) into an `InputError` that names the shard and the key."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (ValueError, KeyError, UnicodeError) as e:
+        raise InputError(location, f"sample {key!r} is unusable ({e})", REWRITE, kind="corrupt_sample",
+                         key=key) from None
 
-    A read or decode failure (unreadable file, damaged tar header, missing field, digest mismatch, clicks outside the
-    image) raises an `InputError` naming the shard and the sample's key.
-    """
+
+def read_failure(location: str, error: Exception, last: str | None) -> InputError:
+    """A shard that could not be read: unreachable (a remote location's transfer or command failed) or damaged."""
+    after = f" after sample {last!r}" if last is not None else ""
+    detail = f"{type(error).__name__}: {error}"
+    if is_remote(location) and isinstance(error, OSError):
+        return InputError(location, f"could not be fetched{after} ({detail})", fetch_fix(location),
+                          kind="unreachable")
+    return InputError(location, f"unreadable or corrupt shard{after} ({detail})", REWRITE, kind="corrupt_shard")
+
+
+def shard_format(location: str) -> ShardFormat:
+    """The format of the shard at `location`; an `InputError` when it is no shard, or an HDF5 shard at a URL."""
     from ifcn.shards.formats import format_of_path
 
-    location = str(location)
     try:
         fmt = format_of_path(location)
     except ValueError as e:
@@ -65,19 +96,32 @@ def read_shard(location: str | Path, *, check_digest: bool = True) -> Iterator[S
         raise InputError(location, f"{fmt.name} shards can only be read from local files (they need random access)",
                          "copy the shards to a local or mounted folder, or write them with --format webdataset",
                          kind="remote_hdf5")
+    return fmt
+
+
+def read_records(location: str | Path, start: int = 0) -> Iterator[RawSample]:
+    """The raw `(key, fields)` records of one shard from position `start` (0, or a position its format's `scan`
+    reported for a local file), undecoded; any read failure is an `InputError` naming the shard."""
+    location = str(location)
+    fmt = shard_format(location)
     last: str | None = None
     try:
-        for key, fields in fmt.read(location):
-            try:
-                sample = Sample.from_fields(key, fields, check_digest=check_digest)
-            except (ValueError, KeyError, UnicodeError) as e:
-                raise InputError(location, f"sample {key!r} is unusable ({e})", REWRITE, kind="corrupt_sample",
-                                 key=key) from None
+        for key, fields in fmt.read(location, start):
+            yield key, fields
             last = key
-            yield sample
-    except InputError:
-        raise
-    except Exception as e:  # tar, HDF5 and I/O failures all mean a corrupt, truncated or unreachable shard
-        after = f" after sample {last!r}" if last is not None else ""
-        raise InputError(location, f"unreadable or corrupt shard{after} ({type(e).__name__}: {e})", REWRITE,
-                         kind="corrupt_shard") from e
+    except Exception as e:  # tar, HDF5, transfer and I/O failures: a corrupt, truncated or unreachable shard
+        raise read_failure(location, e, last) from e
+
+
+def read_shard(location: str | Path, *, check_digest: bool = True, start: int = 0) -> Iterator[Sample]:
+    """The samples of one shard in written order, from position `start` (see `read_records`).
+
+    A read or decode failure (unreachable location, unreadable file, damaged tar header, missing field, digest
+    mismatch, clicks outside the image) raises an `InputError` naming the shard and the sample's key.
+    `check_digest=False` skips the per-sample sha256 (for shards verified already).
+    """
+    location = str(location)
+    for key, fields in read_records(location, start):
+        with sample_errors(location, key):
+            sample = Sample.from_fields(key, fields, check_digest=check_digest)
+        yield sample

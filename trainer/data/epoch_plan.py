@@ -1,36 +1,41 @@
-"""Who reads what in an epoch: shards split over ranks and DataLoader workers, and how many batches each produces.
+"""Who reads what in an epoch: a pure function of (items per shard, seed, epoch, world size, batch size), so every
+rank and loader worker computes the same plan with no communication, a resumed run replays exactly the epochs it has
+not done, and the number of loader workers changes nothing.
 
-Pure functions of (shard item counts, seed, epoch, world size, workers), so every rank computes the same plan with
-no communication, and a resumed run replays exactly the epochs it has not done.
-
-- One epoch = every item ((object, pair) or image) once: `steps_per_epoch = total // (world × batch)`; the last
-  partial global batch is dropped (at most world × batch − 1 items an epoch, different ones each epoch).
-- The shard order is shuffled from (seed, epoch); shards then go greedily to the rank holding the fewest items, so
-  ranks get disjoint, nearly equal shares. Each rank runs exactly `steps_per_epoch` steps: a rank with fewer items
-  than `steps × batch` takes its first items again (re-shuffled), one with more stops early.
-- Within a rank, shards go to workers the same way, and each worker's batch quota is proportional to its items
-  (largest remainder), so each worker makes whole batches and a worker without shards makes none.
+- Each shard's items are cut into chunks of `chunk_items` (a shard's last chunk may be shorter) and the chunks are
+  shuffled from (seed, epoch); laid end to end they form the epoch's item sequence.
+- Rank r takes the items [r·S, (r+1)·S) of that sequence, S = steps × batch: disjoint, equal shares for any number
+  of ranks and of shards ≥ 1. With `steps = steps_per_epoch(...)` every item is read once an epoch except the last
+  total − world·S of the sequence (fewer than world × batch, other ones every epoch).
+- A rank's share is cut into batch groups of `group_batches` batches (the last may be shorter). A group is the unit
+  one loader worker reads, shuffles and augments: worker g mod W takes group g, and the group's randomness is
+  seeded by (seed, epoch, rank, g), so its batches are the same for any number of workers W.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ifcn.shards.check import ShardInfo
+
+@dataclass(frozen=True)
+class Slice:
+    """The items [start, stop) of shard number `shard` (its position in the shard set)."""
+
+    shard: int
+    start: int
+    stop: int
 
 
 @dataclass(frozen=True)
-class WorkerPlan:
-    """The shards one DataLoader worker reads (in this order) and the number of batches it yields."""
+class Group:
+    """Batch group `index` of a rank's epoch: `batches` batches made of the items of `slices`."""
 
-    shards: tuple[ShardInfo, ...]
+    index: int
     batches: int
-
-    @property
-    def locations(self) -> tuple[str, ...]:
-        return tuple(s.location for s in self.shards)
+    slices: tuple[Slice, ...]
 
 
 def steps_per_epoch(total_items: int, world_size: int, batch_size: int) -> int:
@@ -38,38 +43,62 @@ def steps_per_epoch(total_items: int, world_size: int, batch_size: int) -> int:
     return total_items // (world_size * batch_size)
 
 
-def _greedy_split(shards: list[ShardInfo], parts: int) -> list[list[ShardInfo]]:
-    """Deal shards, in the given order, each to the part with the fewest items so far (ties: lowest index)."""
-    out: list[list[ShardInfo]] = [[] for _ in range(parts)]
-    load = [0] * parts
-    for shard in shards:
-        i = min(range(parts), key=lambda j: (load[j], j))
-        out[i].append(shard)
-        load[i] += shard.items
-    return out
+@dataclass(frozen=True, eq=False)
+class RankPlan:
+    """One rank's share of an epoch: the shuffled chunk sequence (shard, first item, cumulative end per chunk) and
+    where the rank's share begins in it. `group(g)` resolves one batch group to its slices."""
+
+    chunk_shard: np.ndarray
+    chunk_start: np.ndarray
+    chunk_end: np.ndarray  # position in the epoch's item sequence where each chunk ends
+    share_start: int
+    steps: int
+    batch_size: int
+    group_batches: int
+
+    @property
+    def num_groups(self) -> int:
+        return -(-self.steps // self.group_batches)
+
+    def _take(self, start: int, stop: int) -> tuple[Slice, ...]:
+        """The slices of the sequence positions [start, stop)."""
+        out = []
+        for j in range(int(np.searchsorted(self.chunk_end, start, side="right")), len(self.chunk_end)):
+            begin, end = (int(self.chunk_end[j - 1]) if j else 0), int(self.chunk_end[j])
+            if begin >= stop:
+                break
+            first = int(self.chunk_start[j])
+            out.append(Slice(int(self.chunk_shard[j]), first + max(start, begin) - begin,
+                             first + min(stop, end) - begin))
+        return tuple(out)
+
+    def group(self, index: int) -> Group:
+        if not 0 <= index < self.num_groups:
+            raise IndexError(f"group {index} outside 0..{self.num_groups - 1}")
+        first = index * self.group_batches
+        batches = min(self.group_batches, self.steps - first)
+        start = self.share_start + first * self.batch_size
+        return Group(index, batches, self._take(start, start + batches * self.batch_size))
+
+    def groups(self, worker: int = 0, workers: int = 1) -> Iterator[Group]:
+        """The groups loader worker `worker` of `workers` makes, in order (every group with `workers` = 1)."""
+        for index in range(worker, self.num_groups, max(1, workers)):
+            yield self.group(index)
 
 
-def _quotas(counts: list[int], steps: int) -> list[int]:
-    """Split `steps` batches over workers in proportion to `counts` (largest remainder; zero count -> zero)."""
-    total = sum(counts)
-    if total == 0:
-        return [0] * len(counts)
-    ideal = [steps * c / total for c in counts]
-    base = [int(x) for x in ideal]
-    order = sorted(range(len(counts)), key=lambda i: (-(ideal[i] - base[i]), i))
-    for i in order[: steps - sum(base)]:
-        base[i] += 1
-    return base
-
-
-def plan_epoch(shards: tuple[ShardInfo, ...], *, seed: int, epoch: int, world_size: int, rank: int, workers: int,
-               steps: int) -> tuple[WorkerPlan, ...]:
-    """The plan of every worker of `rank` for `epoch` (`workers` = DataLoader workers, at least 1)."""
+def plan_rank(items: Sequence[int], *, seed: int, epoch: int, world_size: int, rank: int, batch_size: int,
+              steps: int, group_batches: int, chunk_items: int) -> RankPlan:
+    """The plan of `rank` for `epoch`; `items` = training items per shard, `steps` ≤ `steps_per_epoch(...)`."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world size {world_size}")
-    order = np.random.default_rng([seed, epoch, 0x5A4D]).permutation(len(shards))
-    useful = [shards[i] for i in order if shards[i].items > 0]
-    mine = _greedy_split(useful, world_size)[rank]
-    per_worker = _greedy_split(mine, max(1, workers))
-    quotas = _quotas([sum(s.items for s in w) for w in per_worker], steps)
-    return tuple(WorkerPlan(tuple(w), q) for w, q in zip(per_worker, quotas, strict=True))
+    if steps > steps_per_epoch(sum(items), world_size, batch_size):
+        raise ValueError(f"{steps} steps of {batch_size} items on {world_size} rank(s) need more than the "
+                         f"{sum(items)} items of the shards")
+    if min(batch_size, group_batches, chunk_items) < 1:
+        raise ValueError("batch size, group batches and chunk items must be ≥ 1")
+    shard = np.concatenate([np.full(-(-n // chunk_items), i) for i, n in enumerate(items)] or [np.zeros(0, int)])
+    start = np.concatenate([np.arange(0, n, chunk_items) for n in items] or [np.zeros(0, int)])
+    length = np.minimum(chunk_items, np.asarray(items)[shard] - start)
+    order = np.random.default_rng([seed, epoch, 0x5A4D]).permutation(len(shard))
+    return RankPlan(shard[order], start[order], np.cumsum(length[order]), rank * steps * batch_size, steps,
+                    batch_size, group_batches)

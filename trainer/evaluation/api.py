@@ -56,7 +56,7 @@ def _provenance(checkpoint: Path, config: ModelConfig, state: dict[str, Any], sh
 def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], settings: NocSettings, *,
             device: str = "auto", batch_size: int = 8, limit: int | None = None, precision: str = "fp32",
             out: Path | None = None, label: str | None = None, batch_invariant: bool = False, workers: int = 1,
-            progress: bool = False) -> dict[str, Any]:
+            progress: bool = False, check_digest: bool = True) -> dict[str, Any]:
     """Evaluate NoC on every object of each dataset (`[NAME=]LOCATION` values, at most `limit` objects each);
     write the reports into `out` when given.
 
@@ -77,11 +77,12 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
     label = label or f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
     run_settings = {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
                     "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit, "device": str(dev),
-                    "precision": precision, "batch_invariant": batch_invariant, "workers": workers}
+                    "precision": precision, "batch_invariant": batch_invariant, "workers": workers,
+                    "sample_checksums": check_digest}
     summaries: dict[str, dict[str, Any]] = {}
     for dataset in datasets:
         skipped: Counter = Counter()
-        objects = iter_objects(dataset.shards.locations, settings.min_area, limit, skipped)
+        objects = iter_objects(dataset.shards, settings.min_area, limit, skipped, check_digest=check_digest)
         start = time.perf_counter()
         logs = list(tqdm(evaluate_objects(objects, predictor, settings, batch_size, workers), desc=dataset.name,
                          unit="obj", total=limit, disable=not progress, leave=False))
@@ -105,18 +106,20 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
 
 
 def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,
-            limit: int | None = None, precision: str = "fp32") -> dict[str, Any]:
+            limit: int | None = None, precision: str = "fp32", check_digest: bool = True) -> dict[str, Any]:
     """First-pass IoU with the shards' own click pairs (the trainer's validation IoU); `limit` caps images."""
     shard_set = resolve_shards(shards)
     dev = resolve_device(device)
     check_precision(precision, dev)
     model, config, state = load_for("iou", checkpoint, dev)
-    result = validate_interactive(model, shard_set, dev, batch_size=batch_size, limit=limit, precision=precision)
+    result = validate_interactive(model, shard_set, dev, batch_size=batch_size, limit=limit, precision=precision,
+                                  check_digest=check_digest)
     return {"command": "iou", **_provenance(Path(checkpoint), config, state, shard_set), **result}
 
 
 def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,
-             limit: int | None = None, precision: str = "fp32", out: Path | None = None) -> tuple[dict[str, Any], str]:
+             limit: int | None = None, precision: str = "fp32", out: Path | None = None,
+             check_digest: bool = True) -> tuple[dict[str, Any], str]:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (`limit` caps images).
 
     Returns (summary, printable table); with `out`, writes semantic.json and the row-normalised confusion.png.
@@ -126,7 +129,7 @@ def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batc
     check_precision(precision, dev)
     model, config, state = load_for("miou", checkpoint, dev)
     matrix = validate_semantic(model, shard_set, dev, config.num_classes, batch_size=batch_size, limit=limit,
-                               precision=precision)
+                               precision=precision, check_digest=check_digest)
     scores = matrix.scores()
     names = class_names(config.num_classes)
     counts = matrix.matrix.cpu().numpy()

@@ -57,7 +57,7 @@ SHARDS_HELP = ("Val shards: a folder with manifest.json, a manifest file, a brac
 
 
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--checkpoint, --device, --batch-size and --precision, shared by every model command."""
+    """--checkpoint, --device, --batch-size, --precision and --sample-checksums, shared by every model command."""
     options = [
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                      help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)."),
@@ -67,6 +67,8 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Most images (objects for noc) per forward pass."),
         click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fp32", show_default=True,
                      help="Autocast dtype of the forward pass (fp16 needs CUDA)."),
+        click.option("--sample-checksums/--no-sample-checksums", default=True, show_default=True,
+                     help="Check every sample's sha256 as it is read (turn off only for shards verified already)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -113,7 +115,8 @@ def main() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar (batch jobs, logs).")
 def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int, precision: str, max_clicks: int,
         ious: tuple[float, ...], clicker: str, threshold: float, refine: str, min_area: int, limit: int | None,
-        out: Path | None, label: str | None, batch_invariant: bool, workers: int, no_progress: bool) -> None:
+        out: Path | None, label: str | None, batch_invariant: bool, workers: int, no_progress: bool,
+        sample_checksums: bool) -> None:
     """Number of clicks to reach each IoU target (spec §6), mIoU after each click, NoF, seconds per click.
 
     Every object (ids 1..254) of every image's object map is evaluated (--min-area restricts; skipped objects are
@@ -128,7 +131,7 @@ def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int,
         settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area)
         result = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
                          precision=precision, out=out, label=label, batch_invariant=batch_invariant,
-                         workers=workers, progress=not no_progress)
+                         workers=workers, progress=not no_progress, check_digest=sample_checksums)
     click.echo(f"{result['label']} ({settings.clicker} clicker, threshold {settings.threshold:g}, refine "
                f"{settings.refine})\n")
     click.echo(result["table"])
@@ -144,12 +147,14 @@ def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int,
 @common_options
 @click.option("--shards", required=True, help=SHARDS_HELP)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
-def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None) -> None:
+def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None,
+        sample_checksums: bool) -> None:
     """First-pass IoU with the shards' sampled click pairs (the trainer's validation IoU)."""
     from ifcn.trainer.evaluation.api import run_iou
 
     with _user_errors():
-        result = run_iou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit, precision=precision)
+        result = run_iou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit, precision=precision,
+                         check_digest=sample_checksums)
     click.echo(f"IoU {result['iou'] * 100:.2f}% over {result['objects']} objects ({result['pairs']} click pairs)")
 
 
@@ -160,13 +165,13 @@ def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder: semantic.json and confusion.png (row-normalised).")
 def miou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None,
-         out: Path | None) -> None:
+         out: Path | None, sample_checksums: bool) -> None:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (255 ignored)."""
     from ifcn.trainer.evaluation.api import run_miou
 
     with _user_errors():
         _, table = run_miou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit,
-                            precision=precision, out=out)
+                            precision=precision, out=out, check_digest=sample_checksums)
     click.echo(table)
     if out is not None:
         click.echo(f"report written to {out}")

@@ -9,12 +9,14 @@ objects below it are counted under `below_min_area`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from ifcn.shards.reader import read_shard
+from ifcn.shards.counts import read_counted
+from ifcn.shards.manifest import ShardSet
+from ifcn.shards.reader import sample_errors
 from ifcn.shards.records import VOID
 
 SKIP_BELOW_MIN_AREA = "below_min_area"
@@ -57,15 +59,17 @@ def eval_objects_of_image(key: str, image: np.ndarray, object_map: np.ndarray, c
     return objects
 
 
-def iter_objects(locations: Iterable[str], min_area: int = 0, limit: int | None = None,
-                 skipped: Counter | None = None) -> Iterator[EvalObject]:
-    """Every object of the shards (at most `limit`), numbered in reading order; skips are counted in `skipped`."""
+def iter_objects(shards: ShardSet, min_area: int = 0, limit: int | None = None, skipped: Counter | None = None, *,
+                 check_digest: bool = True) -> Iterator[EvalObject]:
+    """Every object of the shards (at most `limit`), numbered in reading order; skips are counted in `skipped`.
+    Every shard read to its end is checked against its manifest entry, and a sample that does not decode (a corrupt
+    mask) is an `InputError` naming its shard and key."""
     skipped = Counter() if skipped is None else skipped
     count = 0
-    samples = (sample for location in locations for sample in read_shard(location))
-    for sample in samples:
-        found = eval_objects_of_image(sample.key, sample.image(), sample.object_map(), sample.class_map(), min_area,
-                                      skipped, start=count)
+    for location, sample in read_counted(shards, check_digest=check_digest):
+        with sample_errors(location, sample.key):
+            found = eval_objects_of_image(sample.key, sample.image(), sample.object_map(), sample.class_map(),
+                                          min_area, skipped, start=count)
         for obj in found:
             if limit is not None and count >= limit:
                 return

@@ -2,8 +2,9 @@
 
 Every format writes a sequence of `Sample`s to one file and reads them back in the same order. Writers write to
 the exact path they are given: making that a temporary name and renaming it is the orchestrator's job. Readers take
-a location (a local path or, where the format allows, a URL) and yield raw `(key, fields)` records; turning them into
-checked `Sample`s, with errors that name the shard, is `ifcn.shards.reader`'s job.
+a location (a local path or, where the format allows, a URL) and yield raw `(key, fields)` records, from the first
+sample or from a position that `scan` (local files: headers and clicks only) reported; turning them into checked
+`Sample`s, with errors that name the shard, is `ifcn.shards.reader`'s job.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ class ShardFormat(Protocol):
     def write(self, path: Path, samples: Iterable[Sample]) -> int:
         """Write `samples` to `path` in order, byte-deterministically; return the number written."""
 
-    def read(self, location: str) -> Iterator[RawSample]:
-        """Yield the raw samples of the shard at `location` in the order they were written."""
+    def read(self, location: str, start: int = 0) -> Iterator[RawSample]:
+        """Yield the raw samples of the shard at `location` in the order they were written, from `start`: 0 (the
+        first sample) or, for a local file, a position `scan` reported (reading from there costs no more)."""
+
+    def scan(self, location: str) -> Iterator[tuple[int, str, bytes]]:
+        """(position, key, clicks JSON) of each sample of a local shard, without reading its images and masks."""
 
 
 def _registry() -> dict[str, ShardFormat]:

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from ifcn.shards.formats import RawSample
-from ifcn.shards.records import FIELDS, Sample
+from ifcn.shards.records import FIELD_CLICKS, FIELDS, Sample
 
 _BYTES = h5py.vlen_dtype(np.dtype("uint8"))
 
@@ -45,15 +45,25 @@ class HDF5Format:
                     ds[i] = np.frombuffer(fields.get(field, b""), np.uint8)
         return len(rows)
 
-    def read(self, location: str) -> Iterator[RawSample]:
+    def read(self, location: str, start: int = 0) -> Iterator[RawSample]:
+        """Rows from `start` (a row index: positions are rows)."""
         with h5py.File(location, "r") as f:
-            for i in range(f["key"].shape[0]):
+            for i in range(start, f["key"].shape[0]):
                 yield read_row(f, i)
+
+    def scan(self, location: str) -> Iterator[tuple[int, str, bytes]]:
+        with h5py.File(location, "r") as f:
+            clicks = f[dataset_name(FIELD_CLICKS)]
+            for i in range(f["key"].shape[0]):
+                yield i, _key(f, i), clicks[i].tobytes()
+
+
+def _key(f: h5py.File, index: int) -> str:
+    key = f["key"][index]
+    return key.decode() if isinstance(key, bytes) else str(key)
 
 
 def read_row(f: h5py.File, index: int) -> RawSample:
     """Raw sample `index` of an open shard file (random access); its fields are the non-empty rows."""
-    key = f["key"][index]
-    key = key.decode() if isinstance(key, bytes) else str(key)
     rows = {field: f[dataset_name(field)][index].tobytes() for field in FIELDS if dataset_name(field) in f}
-    return key, {field: data for field, data in rows.items() if data}
+    return _key(f, index), {field: data for field, data in rows.items() if data}
