@@ -1,5 +1,6 @@
 """Every source on its synthetic layout (exact maps, ignore pixels, class ids, untouched image bytes), every kind of bad
-input (an error naming the file, or a recorded skip), and `ifcn-prep sample --source X` + `verify` for all six."""
+input (an error naming the file, or a recorded skip), and `ifcn-prep sample --source X` + `verify` for all six, then
+one `ifcn-eval noc` call over the six datasets."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from ifcn.pipeline.sources.paired import largest_object
 from ifcn.pipeline.synth import SynthImage, boundary_band, image_number, render_image
 from ifcn.shards.manifest import load_manifest
 from ifcn.shards.records import VOID, decode_image
+from ifcn.trainer.evaluation.cli import main as eval_main
 from tests.conftest import SYNTH_TEST_CONFIG
+from tests.eval_data import make_checkpoint
 
 #: The val split of voc, sbd and coco; every image (train and val) of the one-split layouts.
 EXPECTED_IMAGES = {"voc": 6, "sbd": 6, "coco": 6, "grabcut": 18, "berkeley": 18, "davis": 18}
@@ -289,8 +292,9 @@ def test_low_box_fill_objects_are_skipped_only_when_asked(synth_layouts: dict[st
 # ---------------------------------------------------------------- the CLI, all six layouts
 
 
-def test_sample_then_verify_every_layout_through_the_cli(synth_layouts: dict[str, SourceSpec], tmp_path: Path,
-                                                         dask_address: str) -> None:
+def test_sample_verify_and_one_noc_table_for_every_layout_through_the_cli(
+        synth_layouts: dict[str, SourceSpec], tmp_path: Path, dask_address: str) -> None:
+    """The issue's whole path for every source: sample, verify, then ONE evaluation call giving one row per dataset."""
     assert set(synth_layouts) == set(SOURCES)
     for name, spec in synth_layouts.items():
         out = tmp_path / name
@@ -306,6 +310,19 @@ def test_sample_then_verify_every_layout_through_the_cli(synth_layouts: dict[str
         assert bool(manifest.source.annotation_sha256) == (name == "coco")
         verified = CliRunner().invoke(main, ["verify", str(out)])
         assert verified.exit_code == 0 and "OK" in verified.output, (name, verified.output)
+    checkpoint = make_checkpoint(tmp_path / "untrained.pt", "interactive")
+    report = tmp_path / "noc"
+    datasets = [arg for name in synth_layouts for arg in ("--shards", f"{name}={tmp_path / name}")]
+    evaluated = CliRunner().invoke(eval_main, ["noc", "--checkpoint", str(checkpoint), *datasets, "--device", "cpu",
+                                               "--max-clicks", "2", "--no-progress", "--out", str(report)])
+    assert evaluated.exit_code == 0, evaluated.output
+    rows = [line.split("|")[1:-1] for line in evaluated.output.splitlines() if line.startswith("| ")][2:]
+    assert [row[0].strip() for row in rows] == list(synth_layouts)
+    combined = json.loads((report / "summary.json").read_text())
+    for name in synth_layouts:
+        summary = json.loads((report / name / "summary.json").read_text())
+        assert summary["num_objects"] == combined["datasets"][name]["num_objects"] > 0
+        assert summary["manifest_id"] == load_manifest(tmp_path / name).id
 
 
 def test_source_options_are_checked(synth_layouts: dict[str, SourceSpec], tmp_path: Path) -> None:
