@@ -25,7 +25,7 @@ from ifcn.shards.manifest import resolve_shards
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects
 from ifcn.trainer.evaluation.objects import EvalObject, iter_objects
-from ifcn.trainer.evaluation.predictor import ModelPredictor
+from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model
 
 
@@ -83,7 +83,7 @@ def main() -> None:
         print("no CUDA device visible: GPU figures not measured (run this script on a GPU machine for them)")
     rows = []
     for device in devices:
-        predictor = ModelPredictor(model.to(device), device)
+        predictor = Predictor(model, "interactive", device)
         timed(objects[:1], predictor, NocSettings(max_clicks=2), 1)  # warm-up: kernels, allocator
         engine, _ = timed(objects, ZeroPredictor(device), settings, args.batch_size, args.workers)
         single, single_logs = timed(objects, predictor, settings, 1)

@@ -1,4 +1,5 @@
-"""`ifcn-eval`: NoC/NoF/mIoU@k (`noc`), first-pass IoU (`iou`), semantic mIoU (`miou`) and curve overlays (`plot`).
+"""`ifcn-eval`: NoC/NoF/mIoU@k (`noc`), first-pass IoU (`iou`), semantic mIoU (`miou`) and curve overlays (`plot`);
+using a trained model (`demo`, `export`, `predict`) is in `use_cli`.
 
 Thin commands: each checks its options and calls one function of `ifcn.trainer.evaluation.api` (or `report`);
 bad input becomes a Click error naming the file or flag.
@@ -7,27 +8,19 @@ bad input becomes a Click error naming the file or flag.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.noc import REFINERS, NocSettings
+from ifcn.trainer.evaluation.use_cli import USE_COMMANDS
 from ifcn.trainer.precision import PRECISIONS
 
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad files and settings (ValueError, InputError, missing files) become a Click error with their message."""
-    try:
-        yield
-    except (ValueError, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from None
 
 
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -147,3 +140,7 @@ def plot(reports: tuple[Path, ...], png: Path, labels: tuple[str, ...]) -> None:
     with _user_errors():
         plot_reports(reports, png, labels)
     click.echo(f"wrote {png}")
+
+
+for _command in USE_COMMANDS:
+    main.add_command(_command)
