@@ -25,11 +25,11 @@ def sample_image(seed: int, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
     return image
 
 
-def write_images(folder: Path, count: int = 2) -> Path:
-    """`count` JPEG test images named img-0.jpg, img-1.jpg, ... in `folder`."""
+def write_images(folder: Path, count: int = 2, size: tuple[int, int] = IMAGE_SIZE) -> Path:
+    """`count` JPEG test images of `size` named img-0.jpg, img-1.jpg, ... in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        bgr = cv2.cvtColor(sample_image(i), cv2.COLOR_RGB2BGR)
+        bgr = cv2.cvtColor(sample_image(i, size), cv2.COLOR_RGB2BGR)
         ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
         assert ok
         (folder / f"img-{i}.jpg").write_bytes(data.tobytes())
