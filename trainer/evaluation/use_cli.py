@@ -12,6 +12,9 @@ import click
 
 from ifcn.trainer.evaluation.cli_errors import user_errors
 
+#: `ifcn-eval predict --max-side` default (see the README's measurement of whole, downscaled and tiled prediction).
+DEFAULT_MAX_SIDE = 1024
+
 _CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                            help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt).")
 _DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -66,5 +69,41 @@ def export(checkpoint: Path, fmt: str, out: Path, with_clicks: bool) -> None:
                + "; ".join(f"{k} {v}" for k, v in info["inputs"].items()))
 
 
+@click.command()
+@_CHECKPOINT
+@click.option("--images", required=True,
+              help="A folder of images, one image file, or a glob pattern (quote it: 'photos/**/*.jpg').")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder (created): one file per image and classes.json.")
+@click.option("--format", "fmt", type=click.Choice(["palette", "index", "overlay"]), default="palette",
+              show_default=True, help="palette: VOC-coloured palette PNG holding the class indices (like VOC's "
+              "SegmentationClass); index: grey PNG of class indices; overlay: JPEG of the colours over the photo "
+              "with a legend.")
+@click.option("--max-side", type=click.IntRange(min=0), default=DEFAULT_MAX_SIDE, show_default=True,
+              help="Downscale images whose long side is larger, then upsample the logits to the image's size; 0 "
+                   "keeps every image at full size.")
+@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Predict in square tiles of this many pixels (after any downscaling), blended over --overlap; "
+                   "0 = one pass per image.")
+@click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Pixels shared by neighbouring tiles (less than half a tile).")
+@_DEVICE
+@click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
+              help="Files that are not readable images: skip them with a message, or stop.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, tile: int, overlap: int, device: str,
+            on_error: str, no_progress: bool) -> None:
+    """Segment images of any size with a semantic checkpoint: VOC-coloured masks, index masks or overlays."""
+    from ifcn.trainer.inference.predict_images import SUMMARY_NAME, run_predict
+    from ifcn.trainer.inference.semantic import Sizing
+
+    with user_errors():
+        sizing = Sizing(max_side or None, tile or None, overlap)
+        summary = run_predict(checkpoint, images, out, fmt=fmt, sizing=sizing, device=device, on_error=on_error,
+                              progress=not no_progress, log=lambda m: click.echo(m, err=True))
+    click.echo(f"{len(summary['images'])} images segmented ({sizing.describe()}), {len(summary['skipped'])} skipped; "
+               f"wrote {out} ({fmt}) and {out / SUMMARY_NAME}")
+
+
 #: The commands `cli` adds to `ifcn-eval`.
-USE_COMMANDS = (demo, export)
+USE_COMMANDS = (demo, export, predict)

@@ -88,7 +88,6 @@ def batch_invariant_kernels(device: torch.device) -> Iterator[None]:
 
 def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
     """Interactive: sigmoid of the one logit, (B, 1, H, W) -> (B, H, W); semantic: softmax over the classes."""
-    logits = logits.float()
     return torch.sigmoid(logits[:, 0]) if task == "interactive" else torch.softmax(logits, dim=1)
 
 
@@ -131,9 +130,9 @@ class Predictor:
     def num_classes(self) -> int:
         return self.config.num_classes
 
-    def predict_batch(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]] | None = None) -> torch.Tensor:
-        """Probabilities for uint8 RGB `images` (B, 3, H, W): (B, H, W) foreground (interactive, one click list per
-        image, coordinates in image pixels) or (B, C, H, W) per class (semantic, no clicks). On `self.device`."""
+    def logits(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]] | None = None) -> torch.Tensor:
+        """Float32 logits (B, C, H, W) for uint8 RGB `images` (B, 3, H, W): interactive checkpoints need one click list
+        per image (coordinates in image pixels), semantic ones take none. On `self.device`."""
         if (clicks is None) != (self.task == "semantic"):
             raise ValueError("an interactive checkpoint needs one click list per image (use the demo, "
                              "`ifcn-eval demo`, or `Predictor.predict(image, clicks)`)" if clicks is None else
@@ -141,15 +140,19 @@ class Predictor:
         h, w = images.shape[-2:]
         if h < MIN_SIDE or w < MIN_SIDE:  # pad bottom/right, so click coordinates stay valid
             images = F.pad(images.float(), (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate")
-            return self.predict_batch(images.to(torch.uint8), clicks)[..., :h, :w]
+            return self.logits(images.to(torch.uint8), clicks)[..., :h, :w]
         batch = {"image": images.permute(0, 2, 3, 1)}
         if clicks is not None:
             batch["pos"], batch["pos_valid"] = click_tensors(clicks, True, self.device)
             batch["neg"], batch["neg_valid"] = click_tensors(clicks, False, self.device)
         kernels = batch_invariant_kernels(self.device) if self.batch_invariant else contextlib.nullcontext()
         with torch.inference_mode(), kernels, autocast(self.device, self.precision):
-            logits = self.model(batch_input(batch, self.device, self.channels_last))
-        return probabilities(logits, self.task)
+            return self.model(batch_input(batch, self.device, self.channels_last)).float()
+
+    def predict_batch(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]] | None = None) -> torch.Tensor:
+        """Probabilities for uint8 RGB `images` (B, 3, H, W): (B, H, W) foreground (interactive, one click list per
+        image) or (B, C, H, W) per class (semantic, no clicks). On `self.device`."""
+        return probabilities(self.logits(images, clicks), self.task)
 
     #: The NoC engine's `Predictor` protocol: a batch of images and click lists in, probabilities out.
     __call__ = predict_batch
