@@ -88,7 +88,7 @@ def tiled_logits(predictor: Predictor, image: np.ndarray, tile: int, overlap: in
             ww = torch.from_numpy(np.outer(wy, ramp(x, tw, w, overlap)))
             total[:, y:y + th, x:x + tw] += _forward(predictor, image[y:y + th, x:x + tw]) * ww
             weight[y:y + th, x:x + tw] += ww
-    return total / weight
+    return total.div_(weight)  # in place: the full-size logits exist once
 
 
 def upsampled_argmax(logits: torch.Tensor, size: tuple[int, int], band: int = BAND_ROWS) -> np.ndarray:
