@@ -22,6 +22,8 @@ from ifcn.trainer.inputs import IMAGENET_MEAN, batch_input
 from tests.demo_data import calibrated_model
 from tests.eval_data import make_checkpoint
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")  # still works
+
 BACKBONES = ("resnet18", "alexnet", "regnet_x_400mf")  # seed ResNet, seed AlexNet (conv fc6/fc7), probed taps
 TOLERANCE = 1e-4
 CPU = torch.device("cpu")
