@@ -26,7 +26,7 @@ from ifcn.shards.manifest import resolve_shards
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects, use_device_clicker
 from ifcn.trainer.evaluation.objects import EvalObject, iter_objects
-from ifcn.trainer.evaluation.predictor import ModelPredictor
+from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model
 
 
@@ -79,7 +79,7 @@ class NocSpeed:
 def compare(objects: list[EvalObject], model: torch.nn.Module, device: torch.device, settings: NocSettings,
             batch_size: int, workers: int = 1) -> NocSpeed:
     """Time a full NoC run batched and one object at a time on `device`, and the engine alone."""
-    predictor = ModelPredictor(model.to(device), device)
+    predictor = Predictor(model, "interactive", device)
     timed(objects[:1], predictor, NocSettings(max_clicks=2), 1)  # warm-up: kernels, allocator
     engine, _ = timed(objects, ZeroPredictor(device), settings, batch_size, workers)
     single, single_logs = timed(objects, predictor, settings, 1)

@@ -21,3 +21,7 @@ ifcn-eval noc --checkpoint "$demo/run/best.pt" --shards "$demo/shards/val" --max
 ifcn-eval noc --checkpoint "$demo/untrained/best.pt" --shards "$demo/shards/val" --max-clicks 20 --out "$demo/noc-untrained" \
     --label untrained
 ifcn-eval plot "$demo/noc" "$demo/noc-untrained" --png "$demo/compare.png"
+set +x
+echo
+echo "Select objects by clicking on the model just trained (then open http://127.0.0.1:8000/ in a browser):"
+echo "  source $venv/bin/activate && ifcn-eval demo --checkpoint $demo/run/best.pt --images $demo/data/VOCdevkit/VOC2012/JPEGImages"

@@ -19,7 +19,7 @@ from bench.bench_train import synthetic_batch
 from ifcn.trainer.checkpoint import load_model
 from ifcn.trainer.clickmaps import SLOT_CHUNK, distance_maps
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects
-from ifcn.trainer.evaluation.predictor import ModelPredictor
+from ifcn.trainer.inference import Predictor
 from ifcn.trainer.loop import training_step
 from ifcn.trainer.models import ModelConfig, build_model
 from tests.eval_data import make_val_shards, random_scene, scene_objects
@@ -72,7 +72,7 @@ def test_batched_noc_on_the_device_equals_one_object_at_a_time() -> None:
     maps, images = zip(*(random_scene(rng, s, 2) for s in [(48, 64), (64, 48), (48, 64)]), strict=True)
     objects, _ = scene_objects(maps, images)
     torch.manual_seed(0)
-    predictor = ModelPredictor(_model(), CUDA, batch_invariant=True)
+    predictor = Predictor(_model(), "interactive", CUDA, batch_invariant=True)
     settings = NocSettings(max_clicks=4)
     one = sorted(evaluate_objects(objects, predictor, settings, batch_size=1), key=lambda g: g.index)
     many = sorted(evaluate_objects(objects, predictor, settings, batch_size=len(objects)), key=lambda g: g.index)

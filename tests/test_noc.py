@@ -270,20 +270,20 @@ def _tiny_model() -> torch.nn.Module:
 
 
 def test_batched_and_one_at_a_time_logs_are_identical_with_a_real_network() -> None:
-    from ifcn.trainer.evaluation.predictor import ModelPredictor
+    from ifcn.trainer.inference import Predictor
 
     rng = np.random.default_rng(11)
     maps, images = zip(*(random_scene(rng, s, 2) for s in [(32, 40), (40, 32), (32, 40)]), strict=True)
     objects, _ = scene_objects(maps, images)
     model = _tiny_model()
     settings = NocSettings(max_clicks=3)
-    invariant = ModelPredictor(model, CPU, batch_invariant=True)
+    invariant = Predictor(model, "interactive", CPU, batch_invariant=True)
     one = sorted(evaluate_objects(objects, invariant, settings, batch_size=1), key=lambda g: g.index)
     many = sorted(evaluate_objects(objects, invariant, settings, batch_size=len(objects)), key=lambda g: g.index)
     assert len(one) >= 5 and one == many
     assert len({g.ious for g in one}) > 1  # the network's predictions do vary
     # Default kernels: per-sample probabilities agree with one-at-a-time ones up to last-bit differences.
-    fast = ModelPredictor(model, CPU)
+    fast = Predictor(model, "interactive", CPU)
     batch = [o for o in objects if o.shape == objects[0].shape]
     images_t = torch.from_numpy(np.stack([o.image for o in batch])).permute(0, 3, 1, 2)
     clicks = [[Click(True, 10, 10 + i), Click(False, 2, 3)] for i in range(len(batch))]

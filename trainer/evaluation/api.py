@@ -22,16 +22,19 @@ from ifcn.trainer.distributed import resolve_device
 from ifcn.trainer.evaluation.datasets import resolve_datasets
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
 from ifcn.trainer.evaluation.objects import iter_objects
-from ifcn.trainer.evaluation.predictor import ModelPredictor
 from ifcn.trainer.evaluation.report import noc_table, summary_figures, write_combined, write_report, write_table
 from ifcn.trainer.evaluation.semantic import class_names, format_scores, semantic_summary, write_semantic_report
+from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.precision import check_precision
 from ifcn.trainer.validation import validate_interactive, validate_semantic
 
 #: Which checkpoint task each command needs, and the command to use instead.
-_TASK_OF = {"noc": "interactive", "iou": "interactive", "miou": "semantic"}
-_OTHER = {"interactive": "`ifcn-eval noc` or `ifcn-eval iou`", "semantic": "`ifcn-eval miou`"}
+_TASK_OF = {"noc": "interactive", "iou": "interactive", "miou": "semantic", "demo": "interactive",
+            "predict": "semantic"}
+_OTHER = {"interactive": "`ifcn-eval noc` or `ifcn-eval iou`, or click on images with `ifcn-eval demo` or "
+                         "`ifcn.Predictor.predict(image, clicks)`",
+          "semantic": "`ifcn-eval miou`, or segment images with `ifcn-eval predict`"}
 
 
 def load_for(command: str, checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, ModelConfig,
@@ -41,7 +44,7 @@ def load_for(command: str, checkpoint: Path, device: torch.device) -> tuple[torc
     want, got = _TASK_OF[command], state.get("task")
     if got != want:
         raise ValueError(f"{checkpoint}: a checkpoint of task {got!r}, but `ifcn-eval {command}` needs task "
-                           f"{want!r}; evaluate it with {_OTHER.get(got, 'the command for its task')}, or pass "
+                           f"{want!r}; use it with {_OTHER.get(got, 'the command for its task')}, or pass "
                            "another --checkpoint")
     return model, config, state
 
@@ -71,7 +74,7 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
     dev = resolve_device(device)
     check_precision(precision, dev)
     model, config, state = load_for("noc", checkpoint, dev)
-    predictor = ModelPredictor(model, dev, precision, batch_invariant)
+    predictor = Predictor(model, "interactive", dev, precision, batch_invariant)
     ckpt = Path(checkpoint)
     name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
     label = label or f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")

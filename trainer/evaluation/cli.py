@@ -1,4 +1,5 @@
-"""`ifcn-eval`: NoC/NoF/mIoU@k (`noc`), first-pass IoU (`iou`), semantic mIoU (`miou`) and curve overlays (`plot`).
+"""`ifcn-eval`: NoC/NoF/mIoU@k (`noc`), first-pass IoU (`iou`), semantic mIoU (`miou`) and curve overlays (`plot`);
+using a trained model (`demo`, `export`, `predict`) is in `use_cli`.
 
 Thin commands: each checks its options and calls one function of `ifcn.trainer.evaluation.api` (or `report`);
 bad input becomes a Click error naming the file or flag.
@@ -6,16 +7,17 @@ bad input becomes a Click error naming the file or flag.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ifcn.cores import usable_cores
+from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
+from ifcn.trainer.evaluation.use_cli import USE_COMMANDS
 from ifcn.trainer.precision import PRECISIONS
 
 #: Clicker threads: the cores available, at most 8 (beyond that the forward pass dominates).
@@ -41,15 +43,6 @@ class IouTarget(click.ParamType):
         if 1.0 < number <= 100.0:
             return number / 100.0
         self.fail(f"{value!r} is neither a fraction in (0, 1] nor a percentage in (1, 100]", param, ctx)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad files and settings (ValueError, InputError, missing files) become a Click error with their message."""
-    try:
-        yield
-    except (ValueError, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from None
 
 
 SHARDS_HELP = ("Val shards: a folder with manifest.json, a manifest file, a brace/glob pattern of shard files, or "
@@ -188,3 +181,7 @@ def plot(reports: tuple[Path, ...], png: Path, labels: tuple[str, ...]) -> None:
     with _user_errors():
         plot_reports(reports, png, labels)
     click.echo(f"wrote {png}")
+
+
+for _command in USE_COMMANDS:
+    main.add_command(_command)

@@ -1,0 +1,57 @@
+"""Small fixed inputs for the inference, demo and export tests: a calibrated untrained checkpoint and images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ifcn.trainer.checkpoint import save_checkpoint
+from ifcn.trainer.inference import Predictor
+from ifcn.trainer.models import ModelConfig, build_model
+
+#: (height, width) of the demo test images: small, and not square so that x/y mix-ups show.
+IMAGE_SIZE = (72, 96)
+
+
+def sample_image(seed: int, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """A textured RGB image with a bright ellipse, deterministic per seed."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    image = rng.integers(40, 120, (h, w, 3)).astype(np.uint8)
+    cv2.ellipse(image, (w // 2, h // 2), (w // 4, h // 3), 20.0, 0, 360, (230, 200, 60), -1)
+    return image
+
+
+def write_images(folder: Path, count: int = 2, size: tuple[int, int] = IMAGE_SIZE) -> Path:
+    """`count` JPEG test images of `size` named img-0.jpg, img-1.jpg, ... in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        bgr = cv2.cvtColor(sample_image(i, size), cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        assert ok
+        (folder / f"img-{i}.jpg").write_bytes(data.tobytes())
+    return folder
+
+
+def calibrated_model(backbone: str = "resnet18") -> torch.nn.Module:
+    """An untrained interactive FCN-8s ("mean" click-channel init, so clicks matter) whose last bias is shifted so
+    that about half of a test image is foreground: masks in the tests are neither empty nor full."""
+    config = ModelConfig(backbone=backbone, stride=8, in_channels=5, num_classes=1, weights="none",
+                         first_layer_init="mean")
+    model = build_model(config).eval()
+    probability = Predictor(model, "interactive").predict(sample_image(0), [(36, 48, True)])
+    median = float(np.median(probability))
+    with torch.no_grad():
+        model.head.score32.bias -= float(np.log(median / (1 - median)))
+    return model
+
+
+def make_demo_checkpoint(path: Path, backbone: str = "resnet18") -> Path:
+    """`calibrated_model` saved as an `ifcn-train` checkpoint of the interactive task."""
+    model = calibrated_model(backbone)
+    save_checkpoint(path, {"model_config": model.config.to_dict(), "task": "interactive",
+                           "model": model.state_dict(), "manifest_id": "fixed"})
+    return path

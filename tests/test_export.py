@@ -1,0 +1,154 @@
+"""`ifcn-eval export`: ONNX (run by onnxruntime on the CPU) and TorchScript against PyTorch for a ResNet, AlexNet and a
+probed (non-seed) backbone, at sizes and batch sizes other than the traced ones; the with-clicks graph against
+`Predictor.predict`; the input contract in the files' metadata; bad options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ifcn.trainer.checkpoint import save_checkpoint
+from ifcn.trainer.evaluation.cli import main
+from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.export import CLICK_INPUTS, export_model, read_contract
+from ifcn.trainer.inference.predictor import click_tensors
+from ifcn.trainer.inputs import IMAGENET_MEAN, batch_input
+from tests.demo_data import calibrated_model
+from tests.eval_data import make_checkpoint
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")  # still works
+
+BACKBONES = ("resnet18", "alexnet", "regnet_x_400mf")  # seed ResNet, seed AlexNet (conv fc6/fc7), probed taps
+TOLERANCE = 1e-4
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Predictor, dict[str, Path]]]:
+    """Each backbone's calibrated interactive model, exported as the network in both formats; resnet18 also with
+    clicks, its ONNX file through the CLI."""
+    root = tmp_path_factory.mktemp("export")
+    out: dict[str, tuple[Predictor, dict[str, Path]]] = {}
+    for backbone in BACKBONES:
+        model = calibrated_model(backbone)
+        predictor = Predictor(model, "interactive", CPU)
+        files = {fmt: root / f"{backbone}.{fmt}" for fmt in ("onnx", "torchscript")}
+        for fmt, path in files.items():
+            export_model(predictor, fmt, path)
+        out[backbone] = (predictor, files)
+    predictor, files = out["resnet18"]
+    checkpoint = root / "resnet18.pt"
+    save_checkpoint(checkpoint, {"model_config": predictor.config.to_dict(), "task": "interactive",
+                                 "model": predictor.model.state_dict()})
+    files["clicks-onnx"] = root / "resnet18-clicks.onnx"
+    result = CliRunner().invoke(main, ["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out",
+                                       str(files["clicks-onnx"]), "--with-clicks"])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "pos_valid" in result.output
+    files["clicks-torchscript"] = root / "resnet18-clicks.torchscript"
+    export_model(predictor, "torchscript", files["clicks-torchscript"], with_clicks=True)
+    return out
+
+
+def _random_case(seed: int, batch: int, height: int, width: int) -> tuple[torch.Tensor, list[list[Click]]]:
+    """uint8 (B, 3, H, W) images and 0-4 random clicks of each sign per image."""
+    rng = np.random.default_rng(seed)
+    images = torch.from_numpy(rng.integers(0, 256, (batch, 3, height, width), dtype=np.uint8))
+    clicks = [[Click(bool(rng.integers(2)), int(rng.integers(height)), int(rng.integers(width)))
+               for _ in range(int(rng.integers(0, 9)))] for _ in range(batch)]
+    return images, clicks
+
+
+def _network_input(images: torch.Tensor, clicks: list[list[Click]]) -> torch.Tensor:
+    batch = {"image": images.permute(0, 2, 3, 1)}
+    batch["pos"], batch["pos_valid"] = click_tensors(clicks, True, CPU)
+    batch["neg"], batch["neg_valid"] = click_tensors(clicks, False, CPU)
+    return batch_input(batch, CPU)
+
+
+CASES = [(1, 2, 70, 90), (2, 3, 33, 47), (3, 1, 96, 64)]  # (seed, batch, height, width): none is the traced shape
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_network_graphs_match_pytorch(exported: dict, backbone: str) -> None:
+    predictor, files = exported[backbone]
+    session = ort.InferenceSession(str(files["onnx"]), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(str(files["torchscript"]))
+    for seed, batch, height, width in CASES:
+        images, clicks = _random_case(seed, batch, height, width)
+        expected = predictor.predict_batch(images, clicks).numpy()
+        x = _network_input(images, clicks)
+        (onnx_out,) = session.run(None, {"input": x.numpy()})
+        with torch.no_grad():
+            script_out = scripted(x).numpy()
+        assert onnx_out.shape == script_out.shape == (batch, height, width)
+        assert np.abs(onnx_out - expected).max() < TOLERANCE
+        assert np.abs(script_out - expected).max() < TOLERANCE
+
+
+def _click_feed(images: torch.Tensor, clicks: list[list[Click]]) -> dict[str, np.ndarray]:
+    pos, pos_valid = click_tensors(clicks, True, CPU)
+    neg, neg_valid = click_tensors(clicks, False, CPU)
+    arrays = (images.permute(0, 2, 3, 1).contiguous(), pos, pos_valid, neg, neg_valid)
+    return {name: a.numpy() for name, a in zip(CLICK_INPUTS, arrays, strict=True)}
+
+
+def test_with_clicks_graphs_equal_the_api(exported: dict) -> None:
+    predictor, files = exported["resnet18"]
+    session = ort.InferenceSession(str(files["clicks-onnx"]), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(str(files["clicks-torchscript"]))
+    for seed, batch, height, width in [*CASES, (4, 2, 40, 40)]:
+        images, clicks = _random_case(seed, batch, height, width)
+        feed = _click_feed(images, clicks)
+        (onnx_out,) = session.run(None, feed)
+        with torch.no_grad():
+            script_out = scripted(*(torch.from_numpy(feed[n]) for n in CLICK_INPUTS)).numpy()
+        for i in range(batch):
+            api = predictor.predict(images[i].permute(1, 2, 0).numpy(), clicks[i])
+            assert np.abs(onnx_out[i] - api).max() < TOLERANCE
+            assert np.abs(script_out[i] - api).max() < TOLERANCE
+
+
+def test_the_input_contract_is_in_the_metadata(exported: dict) -> None:
+    _, files = exported["resnet18"]
+    for name in ("onnx", "torchscript"):
+        contract = read_contract(files[name])
+        assert contract["graph"] == "network" and contract["task"] == "interactive"
+        assert contract["channels"] == ["R", "G", "B", "positive_distance", "negative_distance"]
+        assert contract["rgb_normalisation"]["mean"] == pytest.approx([m * 255 for m in IMAGENET_MEAN])
+        assert contract["distance_channels"]["clip"] == 255 and contract["distance_channels"]["no_click_value"] == 1
+        assert contract["model"]["backbone"] == "resnet18" and list(contract["inputs"]) == ["input"]
+    for name in ("clicks-onnx", "clicks-torchscript"):
+        contract = read_contract(files[name])
+        assert contract["graph"] == "with_clicks" and set(contract["inputs"]) == set(CLICK_INPUTS)
+    session = ort.InferenceSession(str(files["clicks-onnx"]), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", "height", "width", 3]
+
+
+def test_semantic_export_and_bad_options(tmp_path: Path) -> None:
+    semantic = make_checkpoint(tmp_path / "semantic.pt", "semantic")
+    out = tmp_path / "semantic.torchscript"
+    result = CliRunner().invoke(main, ["export", "--checkpoint", str(semantic), "--format", "torchscript",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    predictor = Predictor.from_checkpoint(semantic, device="cpu")
+    images, _ = _random_case(7, 2, 45, 61)
+    with torch.no_grad():
+        got = torch.jit.load(str(out))(batch_input({"image": images.permute(0, 2, 3, 1)}, CPU))
+    assert got.shape == (2, 21, 45, 61)
+    assert torch.abs(got - predictor.predict_batch(images)).max() < TOLERANCE
+    result = CliRunner().invoke(main, ["export", "--checkpoint", str(semantic), "--format", "torchscript",
+                                       "--out", str(tmp_path / "x.pt"), "--with-clicks"])
+    assert result.exit_code == 1 and "--with-clicks needs an interactive checkpoint" in result.output
+    result = CliRunner().invoke(main, ["export", "--checkpoint", str(semantic), "--format", "torchscript",
+                                       "--out", str(tmp_path / "missing" / "x.pt")])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    result = CliRunner().invoke(main, ["export", "--checkpoint", str(semantic), "--format", "tflite",
+                                       "--out", str(out)])
+    assert result.exit_code == 2 and "tflite" in result.output

@@ -1,0 +1,110 @@
+"""The public inference API: `ifcn.Predictor` for both tasks, its input checks, GrabCut, tiny images, lazy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.evaluation.grabcut import grabcut_refine
+from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inputs import batch_input
+from tests.demo_data import make_demo_checkpoint, sample_image
+from tests.eval_data import make_checkpoint
+
+CLICKS = [(36, 48, True), (5, 6, False), (60, 20, True)]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("predictor")
+    return {"interactive": make_demo_checkpoint(root / "interactive.pt"),
+            "semantic": make_checkpoint(root / "semantic.pt", "semantic")}
+
+
+@pytest.fixture(scope="module")
+def interactive(checkpoints: dict[str, Path]) -> Predictor:
+    return Predictor.from_checkpoint(checkpoints["interactive"], device="cpu")
+
+
+def test_public_import_is_lazy_so_ifcn_stays_torch_free() -> None:
+    code = ("import sys, ifcn, ifcn.shards.reader; assert 'torch' not in sys.modules, 'torch imported'; "
+            "from ifcn import Predictor; assert 'torch' in sys.modules; "
+            "from ifcn.trainer.inference import Predictor as P; assert Predictor is P; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        import ifcn
+
+        _ = ifcn.Nope
+
+
+def test_predict_is_the_network_on_the_input_contract(interactive: Predictor) -> None:
+    image = sample_image(0)
+    probability = interactive.predict(image, CLICKS)
+    assert probability.shape == image.shape[:2] and probability.dtype == np.float32
+    assert probability.min() >= 0.0 and probability.max() <= 1.0
+    assert 0.05 < (probability > 0.5).mean() < 0.95  # calibrated: neither empty nor full
+    # The same numbers by hand from batch_input: (y, x, positive) tuples are read as Click(positive, y, x).
+    batch = {"image": torch.from_numpy(image)[None],
+             "pos": torch.tensor([[[36.0, 48.0], [60.0, 20.0]]]), "pos_valid": torch.ones(1, 2, dtype=torch.bool),
+             "neg": torch.tensor([[[5.0, 6.0]]]), "neg_valid": torch.ones(1, 1, dtype=torch.bool)}
+    with torch.no_grad():
+        expected = torch.sigmoid(interactive.model(batch_input(batch, torch.device("cpu"))))[0, 0].numpy()
+    np.testing.assert_allclose(probability, expected, atol=1e-6, rtol=0)
+    as_clicks = interactive.predict(image, [Click(c[2], c[0], c[1]) for c in CLICKS])
+    np.testing.assert_array_equal(probability, as_clicks)
+    assert not np.array_equal(probability, interactive.predict(image, CLICKS[:1]))  # clicks matter
+
+
+def test_predict_batch_is_what_the_noc_engine_calls(interactive: Predictor) -> None:
+    images = np.stack([sample_image(0), sample_image(1)])
+    clicks = [[Click(True, 36, 48)], [Click(True, 30, 40), Click(False, 2, 2)]]
+    batched = interactive(torch.from_numpy(images).permute(0, 3, 1, 2), clicks)
+    assert batched.shape == (2, *images.shape[1:3])
+    for i in range(2):
+        np.testing.assert_allclose(batched[i].numpy(), interactive.predict(images[i], clicks[i]), atol=1e-5, rtol=0)
+
+
+def test_grabcut_refinement_is_an_argument(interactive: Predictor) -> None:
+    image = sample_image(0)
+    refined = interactive.predict(image, CLICKS, grabcut=True, threshold=0.5)
+    clicks = [Click(c[2], c[0], c[1]) for c in CLICKS]
+    expected = grabcut_refine(image, interactive.predict(image, CLICKS) > 0.5, clicks)
+    assert set(np.unique(refined)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(refined.astype(bool), expected)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (20, 33), (31, 64)])
+def test_images_smaller_than_the_network_minimum_work(interactive: Predictor, size: tuple[int, int]) -> None:
+    image = sample_image(3, size)
+    probability = interactive.predict(image, [(0, 0, True)])
+    assert probability.shape == size and np.isfinite(probability).all()
+
+
+def test_bad_inputs_are_refused_with_a_message(interactive: Predictor, checkpoints: dict[str, Path]) -> None:
+    image = sample_image(0)
+    with pytest.raises(ValueError, match=r"click \(y=72, x=3\) lies outside the 72x96 image"):
+        interactive.predict(image, [(72, 3, True)])
+    with pytest.raises(ValueError, match="outside"):
+        interactive.predict(image, [(0, -1, False)])
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        interactive.predict(image.astype(np.float32), [])
+    with pytest.raises(ValueError, match="needs one click list per image"):
+        interactive.predict_batch(torch.from_numpy(image).permute(2, 0, 1)[None])
+    semantic = Predictor.from_checkpoint(checkpoints["semantic"], device="cpu")
+    with pytest.raises(ValueError, match="semantic checkpoint takes no clicks"):
+        semantic.predict(image, CLICKS)
+
+
+def test_semantic_predict_gives_class_probabilities(checkpoints: dict[str, Path]) -> None:
+    semantic = Predictor.from_checkpoint(checkpoints["semantic"], device="cpu")
+    assert semantic.task == "semantic" and semantic.num_classes == 21
+    probs = semantic.predict(sample_image(2, (37, 51)))
+    assert probs.shape == (21, 37, 51) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)

@@ -1,0 +1,109 @@
+"""`ifcn-eval demo`, `export` and `predict`: using a trained model (registered on the `ifcn-eval` group by `cli`).
+
+Thin commands: each checks its options and calls one typed function (`run_demo`, `export_checkpoint`, ...), which
+the tests call too. Heavy imports (torch, the web server) happen inside the commands, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ifcn.trainer.evaluation.cli_errors import user_errors
+
+#: `ifcn-eval predict --max-side` default (see the README's measurement of whole, downscaled and tiled prediction).
+DEFAULT_MAX_SIDE = 1024
+
+_CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+                           help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt).")
+_DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                       help="auto = CUDA when available.")
+
+
+@click.command()
+@_CHECKPOINT
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder whose images the page lists (only files directly inside it are served).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; 0.0.0.0 exposes the demo to your network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@_DEVICE
+@click.option("--max-side", type=click.IntRange(min=32), default=4096, show_default=True,
+              help="Images with a longer side are downscaled to it (the page says so).")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=64.0, show_default=True,
+              help="Larger uploads are refused (HTTP 413).")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
+              help="Mask = foreground probability > threshold.")
+@click.option("--max-sessions", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Sessions (browser tabs) kept; the least recently used is forgotten first.")
+def demo(checkpoint: Path, images: Path | None, host: str, port: int, device: str, max_side: int,
+         max_upload_mb: float, threshold: float, max_sessions: int) -> None:
+    """Serve a web page to select objects by clicking (left: add, right or shift+left: remove).
+
+    The page works offline; its JSON API is described at /openapi.json and usable without the page.
+    """
+    from ifcn.trainer.demo.app import DemoSettings
+    from ifcn.trainer.demo.serve import run_demo
+
+    with user_errors():
+        settings = DemoSettings(images, max_side, max_upload_mb, threshold, max_sessions)
+        run_demo(checkpoint, settings, host=host, port=port, device=device, log=click.echo)
+
+
+@click.command()
+@_CHECKPOINT
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True,
+              help="onnx (checked with onnxruntime) or torchscript (torch.jit, deprecated by PyTorch).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output file.")
+@click.option("--with-clicks", is_flag=True,
+              help="Interactive only: the graph takes uint8 RGB images and click coordinate lists and computes the "
+                   "distance channels itself (otherwise it takes the 5-channel network input).")
+def export(checkpoint: Path, fmt: str, out: Path, with_clicks: bool) -> None:
+    """Export the network with dynamic batch, height and width; the input contract goes into the file's metadata."""
+    from ifcn.trainer.inference.export import export_checkpoint
+
+    with user_errors():
+        info = export_checkpoint(checkpoint, fmt, out, with_clicks)
+    click.echo(f"wrote {out} ({fmt}, {info['task']} {info['graph']} graph); inputs: "
+               + "; ".join(f"{k} {v}" for k, v in info["inputs"].items()))
+
+
+@click.command()
+@_CHECKPOINT
+@click.option("--images", required=True,
+              help="A folder of images, one image file, or a glob pattern (quote it: 'photos/**/*.jpg').")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder (created): one file per image and classes.json.")
+@click.option("--format", "fmt", type=click.Choice(["palette", "index", "overlay"]), default="palette",
+              show_default=True, help="palette: VOC-coloured palette PNG holding the class indices (like VOC's "
+              "SegmentationClass); index: grey PNG of class indices; overlay: JPEG of the colours over the photo "
+              "with a legend.")
+@click.option("--max-side", type=click.IntRange(min=0), default=DEFAULT_MAX_SIDE, show_default=True,
+              help="Downscale images whose long side is larger, then upsample the logits to the image's size; 0 "
+                   "keeps every image at full size.")
+@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Predict in square tiles of this many pixels (after any downscaling), blended over --overlap; "
+                   "0 = one pass per image.")
+@click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Pixels shared by neighbouring tiles (less than half a tile).")
+@_DEVICE
+@click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
+              help="Files that are not readable images: skip them with a message, or stop.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, tile: int, overlap: int, device: str,
+            on_error: str, no_progress: bool) -> None:
+    """Segment images of any size with a semantic checkpoint: VOC-coloured masks, index masks or overlays."""
+    from ifcn.trainer.inference.predict_images import SUMMARY_NAME, run_predict
+    from ifcn.trainer.inference.semantic import Sizing
+
+    with user_errors():
+        sizing = Sizing(max_side or None, tile or None, overlap)
+        summary = run_predict(checkpoint, images, out, fmt=fmt, sizing=sizing, device=device, on_error=on_error,
+                              progress=not no_progress, log=lambda m: click.echo(m, err=True))
+    click.echo(f"{len(summary['images'])} images segmented ({sizing.describe()}), {len(summary['skipped'])} skipped; "
+               f"wrote {out} ({fmt}) and {out / SUMMARY_NAME}")
+
+
+#: The commands `cli` adds to `ifcn-eval`.
+USE_COMMANDS = (demo, export, predict)

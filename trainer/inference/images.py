@@ -1,0 +1,82 @@
+"""Reading users' images for inference: any format PIL reads, EXIF orientation applied, RGB uint8, size limits.
+
+Errors are `InputError`s with a stable `kind` (`not_an_image`, `corrupt_image`, `too_many_pixels`), so the web demo
+can answer each with its own 4xx status and `ifcn-eval predict` can skip or stop with a message that names the file.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ifcn.errors import InputError
+
+#: File name endings listed as images (case-insensitive).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """The RGB pixels to predict on, and the size of the file's image before any downscaling."""
+
+    rgb: np.ndarray
+    original_size: tuple[int, int]  # (height, width)
+
+    @property
+    def downscaled(self) -> bool:
+        return self.rgb.shape[:2] != self.original_size
+
+
+def fit_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(height, width) scaled so that the long side is at most `max_side` (never up), each side at least 1."""
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def decode_image(data: bytes, source: str, max_side: int | None = None) -> LoadedImage:
+    """Decode image bytes (`source` names them in errors); a long side over `max_side` is downscaled (area filter)."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            width, height = opened.size
+            turned = opened.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # rotated by 90 degrees
+            original = (width, height) if turned else (height, width)
+            target = fit_size(*original, max_side) if max_side else original
+            if target != original:  # JPEG: decode at a reduced scale (at least the target size), much faster
+                opened.draft("RGB", target if turned else target[::-1])
+            image = ImageOps.exif_transpose(opened).convert("RGB")
+    except Image.DecompressionBombError as e:
+        raise InputError(source, f"too many pixels to decode safely ({e})", "downscale the image first",
+                         kind="too_many_pixels") from None
+    except UnidentifiedImageError:
+        raise InputError(source, "not an image in a format PIL reads", "give a JPEG, PNG, BMP, GIF, TIFF or WebP file",
+                         kind="not_an_image") from None
+    except (OSError, ValueError, SyntaxError) as e:  # truncated or damaged data
+        raise InputError(source, f"corrupt or truncated image ({e})", "re-export or re-download the image",
+                         kind="corrupt_image") from None
+    if (image.height, image.width) != target:
+        image = image.resize(target[::-1], Image.Resampling.BOX)
+    return LoadedImage(np.asarray(image), original)
+
+
+def read_image(path: Path, max_side: int | None = None) -> LoadedImage:
+    """`decode_image` of a file; a missing or unreadable file is an `InputError` naming it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(path, f"cannot read the file ({e.strerror})", "check the path and its permissions",
+                         kind="unreadable") from None
+    return decode_image(data, str(path), max_side)
+
+
+def is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly inside `folder` (by suffix), sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image_name(p))

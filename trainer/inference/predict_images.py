@@ -1,0 +1,116 @@
+"""`ifcn-eval predict`: segment a folder (or a glob) of images with a semantic checkpoint and write one file each.
+
+Every readable image gets a palette PNG, an index PNG or an overlay JPEG (`--format`) named after it, and
+`classes.json` records each image's size, output file and class pixel shares. Files that are not images or cannot be
+decoded are skipped with a message (`on_error="skip"`, recorded in the JSON) or stop the run (`"fail"`). The output
+folder is checked for writing before any work, and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ifcn.errors import InputError
+from ifcn.io import write_json
+from ifcn.trainer.distributed import resolve_device
+from ifcn.trainer.evaluation.api import load_for
+from ifcn.trainer.evaluation.semantic import class_names
+from ifcn.trainer.inference.images import read_image
+from ifcn.trainer.inference.predictor import Predictor
+from ifcn.trainer.inference.render import FORMATS, SUFFIX, class_shares, write_output
+from ifcn.trainer.inference.semantic import Sizing, segment
+
+SUMMARY_NAME = "classes.json"
+ON_ERROR = ("skip", "fail")
+
+
+def input_files(spec: str | Path) -> list[Path]:
+    """The files of a folder (hidden ones left out) or of a glob pattern, sorted; an error when there are none."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        where = f"the folder {path}"
+    elif path.is_file():
+        files, where = [path], str(path)
+    else:
+        files = sorted(Path(p) for p in glob.glob(str(spec), recursive=True) if Path(p).is_file())
+        where = f"the pattern {spec!r}"
+        if not files and not glob.has_magic(str(spec)):
+            raise ValueError(f"--images {spec}: no such file or folder; pass a folder of images or a glob pattern")
+    if not files:
+        raise ValueError(f"--images: {where} holds no file; pass a folder of images or a glob pattern that matches")
+    return files
+
+
+def output_names(files: list[Path], fmt: str) -> dict[Path, str]:
+    """An output file name per input: its stem plus the format's suffix; inputs sharing a stem keep their extension
+    in the name (`photo.jpg` and `photo.png` give `photo.png` and `photo_png.png`)."""
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
+    for f in files:
+        name = f.stem + SUFFIX[fmt]
+        if name in taken:
+            name = f"{f.stem}_{f.suffix.lstrip('.')}{SUFFIX[fmt]}"
+        taken.add(name)
+        names[f] = name
+    return names
+
+
+def check_writable(out: Path) -> None:
+    """Create `out` if needed and prove it takes files, before any prediction is made."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".ifcn-write-test-{time.monotonic_ns()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write there ({e.strerror}); choose a folder you can write to") from None
+
+
+def run_predict(checkpoint: Path, images: str | Path, out: Path, *, fmt: str = "palette", sizing: Sizing | None = None,
+                device: str = "auto", on_error: str = "skip", progress: bool = False,
+                log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Segment every image of `images` into `out`; returns the summary written to `out/classes.json`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"--on-error must be one of {ON_ERROR}, got {on_error!r}")
+    sizing = sizing or Sizing()
+    files = input_files(images)
+    out = Path(out)
+    check_writable(out)
+    dev = resolve_device(device)
+    model, config, _ = load_for("predict", Path(checkpoint), dev)
+    predictor = Predictor(model, "semantic", dev)
+    names = class_names(config.num_classes)
+    results: dict[str, Any] = {}
+    skipped: list[dict[str, str]] = []
+    start = time.perf_counter()
+    for path, name in tqdm(output_names(files, fmt).items(), desc="images", unit="img", disable=not progress):
+        try:
+            image = read_image(path).rgb
+        except InputError as e:
+            if on_error == "fail":
+                raise
+            log(f"skipped {path}: {e.reason}")
+            skipped.append({"path": str(path), "kind": e.kind, "reason": e.reason})
+            continue
+        labels = segment(predictor, image, sizing)
+        write_output(fmt, out / name, image, labels, names)
+        results[str(path)] = {"output": name, "height": image.shape[0], "width": image.shape[1],
+                              "class_shares": class_shares(labels, names)}
+    summary = {"command": "predict", "checkpoint": str(checkpoint), "model_config": config.to_dict(),
+               "format": fmt, "sizing": {"max_side": sizing.max_side, "tile": sizing.tile,
+                                         "overlap": sizing.overlap},
+               "device": str(dev), "seconds": time.perf_counter() - start, "images": results, "skipped": skipped}
+    write_json(out / SUMMARY_NAME, summary)
+    if not results:
+        raise ValueError(f"--images {images}: none of the {len(files)} files is a readable image (see the messages "
+                         f"above and {out / SUMMARY_NAME})")
+    return summary
