@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dask
@@ -28,6 +25,7 @@ from ifcn.pipeline.cli import main
 from ifcn.pipeline.sources.voc import read_split
 from ifcn.pipeline.synth import SYNTH_MARKER
 from ifcn.shards.manifest import MANIFEST_NAME, load_manifest
+from tests.shard_sets import http_server
 
 
 def invoke(*args: str | Path) -> Result:
@@ -210,24 +208,10 @@ def test_verify_cli_reports_each_bad_shard(train_shards: Path, tmp_path: Path) -
     assert invoke("verify", tmp_path / "nowhere").exit_code == 1
 
 
-@contextlib.contextmanager
-def _http_server(folder: Path) -> Iterator[str]:
-    """Serve `folder` on 127.0.0.1 (a free port) from a thread; yields the base URL."""
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            thread.join()
-
-
 def test_verify_streams_a_remote_dataset_through_the_one_reader(train_shards: Path, tmp_path: Path) -> None:
     out = Path(shutil.copytree(train_shards, tmp_path / "out"))
-    with _http_server(out) as url:
+    with http_server(out) as base:
+        url = base.rstrip("/")
         for location in (f"{url}/{MANIFEST_NAME}", f"{url}/", f"pipe:cat {out / MANIFEST_NAME}"):
             result = invoke("verify", location)
             assert result.exit_code == 0 and f"OK: every shard in {location} matches" in result.output, result.output
