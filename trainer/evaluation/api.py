@@ -71,7 +71,7 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
     dev = resolve_device(device)
     check_precision(precision, dev)
     model, config, state = load_for("noc", checkpoint, dev)
-    predictor = ModelPredictor(model, dev, precision, batch_invariant)
+    predictor = ModelPredictor(model, dev, precision, batch_invariant, config.prev_mask)
     ckpt = Path(checkpoint)
     name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
     label = label or f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
@@ -113,7 +113,7 @@ def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch
     check_precision(precision, dev)
     model, config, state = load_for("iou", checkpoint, dev)
     result = validate_interactive(model, shard_set, dev, batch_size=batch_size, limit=limit, precision=precision,
-                                  check_digest=check_digest)
+                                  check_digest=check_digest, prev_mask=config.prev_mask)
     return {"command": "iou", **_provenance(Path(checkpoint), config, state, shard_set), **result}
 
 

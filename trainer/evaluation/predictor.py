@@ -14,12 +14,16 @@ from typing import Protocol
 import torch
 
 from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.inputs import batch_input
+from ifcn.trainer.inputs import PREV, batch_input
 from ifcn.trainer.precision import autocast, check_precision
 
 
 class Predictor(Protocol):
-    """What the NoC engine calls once per click step for a batch of objects of one image size."""
+    """What the NoC engine calls once per click step for a batch of objects of one image size.
+
+    A predictor with a true `prev_mask` attribute (a `--prev-mask` model) is also given `prev`, each object's
+    previous probabilities (B, H, W) on `device` (zeros before its first click); others are called without it.
+    """
 
     device: torch.device
 
@@ -63,26 +67,32 @@ def batch_invariant_kernels(device: torch.device) -> Iterator[None]:
 
 
 class ModelPredictor:
-    """An interactive network (5 input channels, one logit) as a predictor; probabilities = sigmoid(logit).
+    """An interactive network (5 input channels, or 6 with `prev_mask`; one logit) as a predictor; probabilities =
+    sigmoid(logit).
 
     `batch_invariant` trades speed for predictions that are bit-identical whatever the batch size, so batched and
-    one-at-a-time NoC runs give identical logs with a real network too.
+    one-at-a-time NoC runs give identical logs with a real network too. `prev_mask` (`ModelConfig.prev_mask`): the
+    network takes the previous probabilities as its sixth channel (`prev` of each call; zeros when not given).
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "fp32",
-                 batch_invariant: bool = False) -> None:
+                 batch_invariant: bool = False, prev_mask: bool = False) -> None:
         self.model = model.eval()
         self.device = torch.device(device)
         check_precision(precision, self.device)
         self.precision = precision
         self.batch_invariant = batch_invariant
+        self.prev_mask = prev_mask
 
-    def __call__(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]]) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]],
+                 prev: torch.Tensor | None = None) -> torch.Tensor:
+        if prev is not None and not self.prev_mask:
+            raise ValueError("this network has no previous-mask channel (it was trained without --prev-mask)")
         pos, pos_valid = click_tensors(clicks, True, self.device)
         neg, neg_valid = click_tensors(clicks, False, self.device)
         kernels = batch_invariant_kernels(self.device) if self.batch_invariant else contextlib.nullcontext()
         with torch.inference_mode(), kernels, autocast(self.device, self.precision):
             batch = {"image": images.permute(0, 2, 3, 1), "pos": pos, "pos_valid": pos_valid, "neg": neg,
-                     "neg_valid": neg_valid}
-            logits = self.model(batch_input(batch, self.device))
+                     "neg_valid": neg_valid, **({} if prev is None else {PREV: prev})}
+            logits = self.model(batch_input(batch, self.device, prev_mask=self.prev_mask))
         return torch.sigmoid(logits[:, 0].float())
