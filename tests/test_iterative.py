@@ -250,3 +250,22 @@ def test_prev_mask_run_trains_resumes_and_is_evaluated(train_shards: Path, val_s
     figures = summary["datasets"][next(iter(summary["datasets"]))]
     assert figures["model_config"]["in_channels"] == 6 and len(figures["miou_curve"]) == 3
     assert run_iou(resumed.best_checkpoint, val_shards, device="cpu", limit=2)["objects"] > 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_rounds_on_the_gpu_add_the_cpus_clicks() -> None:
+    """The extra rounds on CUDA (batched clicker on the device) add the clicks they add on the CPU; a bf16 +
+    channels_last step with them gives a finite loss."""
+    batch, cuda = _batch(seed=4), torch.device("cuda")
+    on_cpu = click_rounds(DiskModel(True), batch, 3, device=CPU, prev_mask=True)
+    on_gpu = click_rounds(DiskModel(True).to(cuda), batch, 3, device=cuda, prev_mask=True)
+    assert [_clicks(on_gpu, i) for i in range(4)] == [_clicks(on_cpu, i) for i in range(4)]
+    torch.testing.assert_close(on_gpu[PREV].cpu(), on_cpu[PREV])
+    model = build_model(ModelConfig("resnet18", 8, in_channels=6, first_layer_init="mean")).to(cuda)
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loss = training_step(model, optimizer, torch.amp.GradScaler("cuda", enabled=False), _batch(seed=5, size=64),
+                         task="interactive", device=cuda, precision="bf16", channels_last=True, prev_mask=True,
+                         extra_rounds=3)
+    assert np.isfinite(float(loss))
