@@ -24,6 +24,7 @@ from ifcn.trainer.iterative import IterativeSettings, click_rounds, default_prob
 from ifcn.trainer.loop import training_step
 from ifcn.trainer.models import ModelConfig, build_model
 from ifcn.trainer.models.transfer import transfer_weights
+from ifcn.trainer.resume import resume_mismatches
 from ifcn.trainer.train import TrainConfig, train
 
 CPU = torch.device("cpu")
@@ -223,6 +224,18 @@ def test_noc_feeds_each_objects_previous_probabilities() -> None:
 def test_bad_iterative_settings_are_refused(settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrainConfig(shards="s", out="o", **settings)
+
+
+def test_iterative_settings_are_not_resumable_changes() -> None:
+    stored = TrainConfig(shards="s", out="o", iterative=3).to_dict()
+    assert resume_mismatches(stored, TrainConfig(shards="s", out="o", iterative=3, iterative_prob=0.75)) == []
+    assert resume_mismatches(stored, TrainConfig(shards="s", out="o", iterative=3, iterative_prob=0.5)) == [
+        "--iterative-prob 0.5 (the run used 0.75)"]
+    older = {k: v for k, v in TrainConfig(shards="s", out="o").to_dict().items()
+             if k not in ("iterative", "iterative_prob", "prev_mask")}  # a run stored before the flags existed
+    assert resume_mismatches(older, TrainConfig(shards="s", out="o")) == []
+    assert resume_mismatches(older, TrainConfig(shards="s", out="o", iterative=1, prev_mask=True)) == [
+        "--iterative 1 (the run used 0)", "--prev-mask True (the run used False)"]
 
 
 def test_bad_iterative_flag_is_refused_by_the_cli(tmp_path: Path) -> None:
