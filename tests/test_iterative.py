@@ -245,7 +245,6 @@ def test_bad_iterative_flag_is_refused_by_the_cli(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.slow
 def test_prev_mask_run_trains_resumes_and_is_evaluated(train_shards: Path, val_shards: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     config = TrainConfig(shards=str(train_shards), val_shards=str(val_shards), out=str(out), epochs=1, seed=1,
