@@ -9,6 +9,8 @@ both also written under `$OUT` when that is set, and prints the report.
 - train: images/s, peak GPU memory and the fraction of time the GPU is busy for resnet50-8s and vgg16-8s at
   384×384, fp32 against bf16 + channels_last (`bench/bench_train.py`); compile: resnet50-8s bf16 + channels_last
   under `torch.compile`.
+- iterative: the training step time of resnet50-8s bf16 + channels_last without and with 3 extra click rounds
+  (`ifcn-train --iterative`, issue 12).
 - loader: samples/s of the training loader alone with one DataLoader worker per core, to set beside the model's
   images/s (does the loader keep up?).
 - maps: the distance channels on the device before (`dense`) and after (`chunked`) issue 14: time and peak memory
@@ -36,7 +38,7 @@ import torch
 
 from bench.bench_loader import our_batches, prepare, rate
 from bench.bench_noc import compare, untrained_model, val_objects
-from bench.bench_train import measure
+from bench.bench_train import Result, measure
 from ifcn.cores import usable_cores
 from ifcn.trainer.clickmaps import distance_maps
 from ifcn.trainer.evaluation.noc import NocSettings
@@ -44,6 +46,7 @@ from ifcn.trainer.evaluation.objects import EvalObject
 
 #: The steps gpu.sh runs, in order: (name, title). `cuda-tests` and `demo` are text outputs of shell commands.
 STEPS = (("cuda-tests", "CUDA tests (`pytest -m cuda`)"), ("train", "Training throughput"),
+         ("iterative", "Training step time with extra click rounds (`--iterative`, issue 12)"),
          ("compile", "Training throughput with torch.compile"), ("loader", "Does the loader keep up?"),
          ("maps", "Distance channels on the device (issue 14)"), ("noc", "NoC: batched against one object at a time"),
          ("demo", "Demo server click latency"))
@@ -71,21 +74,30 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _measure(arch: str, mode: str, device: torch.device, batch: int, crop: int, steps: int, warmup: int,
+             compile_backend: str = "inductor", extra_rounds: int = 0) -> Result | str:
+    """`bench_train.measure`, or the text of its failure: one failed mode (no compiler for torch.compile, out of
+    memory) must not hide the rest."""
+    try:
+        return measure(arch, mode, device, batch, crop, steps, warmup, compile_backend, extra_rounds)
+    except Exception as e:
+        return f"failed: {type(e).__name__}: {e}"[:200]
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
 def _train_rows(runs: Sequence[tuple[str, str, int, int, int, int]], device: torch.device,
                 compile_backend: str = "inductor") -> tuple[tuple[Any, ...], ...]:
     rows = []
     for arch, mode, batch, crop, steps, warmup in runs:
-        try:
-            r = measure(arch, mode, device, batch, crop, steps, warmup, compile_backend)
-        except Exception as e:  # one failed mode (no compiler for torch.compile, out of memory) must not hide the rest
-            rows.append((f"{arch}-8s", mode, f"{crop}x{crop}", batch, f"failed: {type(e).__name__}: {e}"[:200], "",
-                         ""))
+        r = _measure(arch, mode, device, batch, crop, steps, warmup, compile_backend)
+        if isinstance(r, str):
+            rows.append((f"{arch}-8s", mode, f"{crop}x{crop}", batch, r, "", ""))
         else:
             busy = "n/a" if r.busy is None else f"{100 * r.busy:.1f} %"
             rows.append((f"{arch}-8s", mode, f"{crop}x{crop}", batch, round(r.images_per_s, 1),
                          round(r.peak_gib, 2), busy))
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
     return tuple(rows)
 
 
@@ -113,6 +125,29 @@ def compile_step(device: torch.device, tiny: bool = False) -> StepResult:
     return StepResult("compile", "python -m bench.gpu compile" + (" --tiny" if tiny else ""), TRAIN_COLUMNS,
                       _train_rows([run], device, "eager" if tiny else "inductor"),
                       ("The first warm-up step compiles; the timed steps run the compiled graph.",))
+
+
+#: Extra click rounds per step the iterative step compares (`--iterative 3`: RITM's setting).
+ITERATIVE_ROUNDS = (0, 3)
+
+
+def iterative_step(device: torch.device, tiny: bool = False) -> StepResult:
+    """Training step time without and with 3 extra click rounds before every step (`ifcn-train --iterative`)."""
+    arch, mode, batch, crop, steps, warmup = ("resnet18", "fp32", 2, 32, 1, 1) if tiny else \
+        ("resnet50", "bf16-cl", 32, 384, 10, 3)
+    rows = []
+    for rounds in ITERATIVE_ROUNDS:
+        r = _measure(arch, mode, device, batch, crop, steps, warmup, extra_rounds=rounds)
+        figures = (r, "", "", "") if isinstance(r, str) else \
+            (round(1000 * batch / r.images_per_s, 1), round(r.images_per_s, 1), round(r.peak_gib, 2),
+             "n/a" if r.busy is None else f"{100 * r.busy:.1f} %")
+        rows.append((f"{arch}-8s", mode, f"{crop}x{crop}", batch, rounds, *figures))
+    return StepResult("iterative", "python -m bench.gpu iterative" + (" --tiny" if tiny else ""),
+                      ("model", "mode", "size", "batch", "extra rounds", "ms/step", "images/s", "peak GiB",
+                       "GPU busy"), tuple(rows),
+                      ("Every step with that many extra rounds (no-grad forward + batched standard clicker + one "
+                       "click per sample each). `--iterative 3` with the default `--iterative-prob` (0.75) averages "
+                       "1.5 rounds per step: its mean step time lies halfway between the two rows.",))
 
 
 def loader_step(shards: Path, batch: int, crop: int, workers: int, batches: int) -> StepResult:
@@ -269,6 +304,8 @@ def run_step(step: str, device: torch.device, tiny: bool, scheduler: str | None 
         return train_step(device, tiny)
     if step == "compile":
         return compile_step(device, tiny)
+    if step == "iterative":
+        return iterative_step(device, tiny)
     if step == "maps":
         return maps_step(device, tiny)
     cores = usable_cores()
@@ -281,12 +318,12 @@ def run_step(step: str, device: torch.device, tiny: bool, scheduler: str | None 
             images, long_side, clicks = (2, 64, 2) if tiny else (16, 320, 20)
             objects = val_objects(Path(tmp), images, long_side, scheduler=scheduler)
             return noc_step(objects, device, clicks, batch_size=32, workers=min(cores, 8))
-    raise ValueError(f"unknown step {step!r}; choose one of train, compile, loader, maps, noc, report")
+    raise ValueError(f"unknown step {step!r}; choose one of train, iterative, compile, loader, maps, noc, report")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("train", "compile", "loader", "maps", "noc", "report"))
+    parser.add_argument("step", choices=("train", "iterative", "compile", "loader", "maps", "noc", "report"))
     parser.add_argument("work", nargs="?", type=Path, help="report: the folder of the step files")
     parser.add_argument("--json", type=Path, help="write the step's result here")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (a CPU check of the code path)")

@@ -55,10 +55,11 @@ demo_cmd="python bench/bench_demo.py --device cuda"
 # name|seconds|command  (the limits, with the install's and the report's, add up to 470 s: 8 minutes with margin)
 steps=(
   "cuda-tests|90|python -m pytest -m cuda -q -p no:cacheprovider"
-  "train|75|python -m bench.gpu train"
+  "train|60|python -m bench.gpu train"
+  "iterative|20|python -m bench.gpu iterative"
   "compile|90|python -m bench.gpu compile"
   "loader|40|python -m bench.gpu loader"
-  "maps|25|python -m bench.gpu maps"
+  "maps|20|python -m bench.gpu maps"
   "noc|55|python -m bench.gpu noc"
   "demo|30|$demo_cmd"
 )

@@ -36,11 +36,12 @@ def write_images(folder: Path, count: int = 2, size: tuple[int, int] = IMAGE_SIZ
     return folder
 
 
-def calibrated_model(backbone: str = "resnet18") -> torch.nn.Module:
+def calibrated_model(backbone: str = "resnet18", prev_mask: bool = False) -> torch.nn.Module:
     """An untrained interactive FCN-8s ("mean" click-channel init, so clicks matter) whose last bias is shifted so
-    that about half of a test image is foreground: masks in the tests are neither empty nor full."""
-    config = ModelConfig(backbone=backbone, stride=8, in_channels=5, num_classes=1, weights="none",
-                         first_layer_init="mean")
+    that about half of a test image is foreground: masks in the tests are neither empty nor full. `prev_mask` adds
+    the previous-prediction channel (initialised likewise, so the previous prediction matters too)."""
+    config = ModelConfig(backbone=backbone, stride=8, in_channels=6 if prev_mask else 5, num_classes=1,
+                         weights="none", first_layer_init="mean")
     model = build_model(config).eval()
     probability = Predictor(model, "interactive").predict(sample_image(0), [(36, 48, True)])
     median = float(np.median(probability))
@@ -49,9 +50,9 @@ def calibrated_model(backbone: str = "resnet18") -> torch.nn.Module:
     return model
 
 
-def make_demo_checkpoint(path: Path, backbone: str = "resnet18") -> Path:
+def make_demo_checkpoint(path: Path, backbone: str = "resnet18", prev_mask: bool = False) -> Path:
     """`calibrated_model` saved as an `ifcn-train` checkpoint of the interactive task."""
-    model = calibrated_model(backbone)
+    model = calibrated_model(backbone, prev_mask)
     save_checkpoint(path, {"model_config": model.config.to_dict(), "task": "interactive",
                            "model": model.state_dict(), "manifest_id": "fixed"})
     return path

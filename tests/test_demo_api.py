@@ -189,3 +189,27 @@ def test_semantic_checkpoint_and_bad_settings_are_refused(setup: dict, tmp_path:
 def test_binds_loopback_by_default() -> None:
     options = {p.name: p.default for p in main.commands["demo"].params}
     assert options["host"] == "127.0.0.1"
+
+
+def test_a_prev_mask_model_sees_its_prediction_before_the_last_click(setup: dict) -> None:
+    """As in training and NoC: click k is predicted with the probabilities of click k - 1; undo goes back."""
+    predictor = Predictor.from_checkpoint(make_demo_checkpoint(setup["root"] / "prev.pt", prev_mask=True),
+                                          device="cpu")
+    client = TestClient(create_app(predictor, DemoSettings(images=setup["images"])), raise_server_exceptions=False)
+    sid = _open(client)["id"]
+    image = _decode(client.get(f"/api/sessions/{sid}/image").content)
+    clicks = [(30, 50, True), (10, 8, False), (50, 70, True)]
+    expected, prev = [], None
+    for y, x, positive in clicks:
+        client.post(f"/api/sessions/{sid}/clicks", json={"y": y, "x": x, "positive": positive})
+        prev = predictor.predict(image, clicks[:len(expected) + 1], prev=prev)
+        expected.append(prev > 0.5)
+        mask = _decode(client.get(f"/api/sessions/{sid}/mask.png").content) > 0
+        np.testing.assert_array_equal(mask, expected[-1])
+    assert not np.array_equal(expected[-1], predictor.predict(image, clicks) > 0.5)  # the history matters
+    client.post(f"/api/sessions/{sid}/undo")
+    np.testing.assert_array_equal(_decode(client.get(f"/api/sessions/{sid}/mask.png").content) > 0, expected[1])
+    client.post(f"/api/sessions/{sid}/reset")
+    y, x, positive = clicks[0]
+    client.post(f"/api/sessions/{sid}/clicks", json={"y": y, "x": x, "positive": positive})
+    np.testing.assert_array_equal(_decode(client.get(f"/api/sessions/{sid}/mask.png").content) > 0, expected[0])

@@ -16,7 +16,7 @@ from ifcn.trainer.checkpoint import save_checkpoint
 from ifcn.trainer.evaluation.cli import main
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.inference import Predictor
-from ifcn.trainer.inference.export import CLICK_INPUTS, export_model, read_contract
+from ifcn.trainer.inference.export import CLICK_INPUTS, PREV_INPUT, export_model, read_contract
 from ifcn.trainer.inference.predictor import click_tensors
 from ifcn.trainer.inputs import IMAGENET_MEAN, batch_input
 from tests.demo_data import calibrated_model
@@ -152,3 +152,26 @@ def test_semantic_export_and_bad_options(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["export", "--checkpoint", str(semantic), "--format", "tflite",
                                        "--out", str(out)])
     assert result.exit_code == 2 and "tflite" in result.output
+
+
+def test_a_prev_mask_model_exports_with_its_previous_probability_input(tmp_path: Path) -> None:
+    """The sixth channel in the network graph and the `prev` input of the with-clicks graph, both formats."""
+    predictor = Predictor(calibrated_model(prev_mask=True), "interactive", CPU)
+    images, clicks = _random_case(7, 2, 48, 64)
+    prev = torch.rand(2, 48, 64, generator=torch.Generator().manual_seed(7))
+    feed = {**_click_feed(images, clicks), PREV_INPUT: prev.numpy()}
+    names = (*CLICK_INPUTS, PREV_INPUT)
+    for fmt in ("onnx", "torchscript"):
+        path = tmp_path / f"prev-clicks.{fmt}"
+        info = export_model(predictor, fmt, path, with_clicks=True)
+        assert info == read_contract(path) and info["channels"][-1] == "previous_probability"
+        assert PREV_INPUT in info["inputs"] and info["model"]["in_channels"] == 6
+        if fmt == "onnx":
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            (out,) = session.run(None, feed)
+        else:
+            with torch.no_grad():
+                out = torch.jit.load(str(path))(*(torch.from_numpy(feed[n]) for n in names)).numpy()
+        for i in range(2):
+            api = predictor.predict(images[i].permute(1, 2, 0).numpy(), clicks[i], prev=prev[i].numpy())
+            assert np.abs(out[i] - api).max() < TOLERANCE

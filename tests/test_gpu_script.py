@@ -32,7 +32,7 @@ def test_gpu_script_without_a_gpu_prints_its_plan_and_exits_0_quickly(tmp_path: 
     assert done.returncode == 0, done.stderr
     assert "no GPU found" in done.stdout and "nothing installed" in done.stdout
     for command in ("pip install -e .", "python -m pytest -m cuda", "python -m bench.gpu train",
-                    "python -m bench.gpu compile",
+                    "python -m bench.gpu iterative", "python -m bench.gpu compile",
                     "python -m bench.gpu loader", "python -m bench.gpu maps", "python -m bench.gpu noc",
                     "bench/bench_demo.py --device cuda", "python -m bench.gpu report"):
         assert command in done.stdout
@@ -42,7 +42,7 @@ def test_gpu_script_without_a_gpu_prints_its_plan_and_exits_0_quickly(tmp_path: 
 @pytest.fixture(scope="module")
 def steps(dask_address: str) -> dict[str, StepResult]:
     """Each measured step of gpu.sh, tiny, on the CPU (data prepared by the pipeline on the shared Dask cluster)."""
-    names = ("train", "compile", "loader", "maps", "noc")
+    names = ("train", "iterative", "compile", "loader", "maps", "noc")
     return {name: run_step(name, CPU, tiny=True, scheduler=dask_address) for name in names}
 
 
@@ -51,6 +51,13 @@ def test_train_step_measures_each_mode(steps: dict[str, StepResult]) -> None:
     assert [row[:2] for row in result.rows] == [("resnet18-8s", "fp32"), ("resnet18-8s", "bf16-cl")]
     assert all(isinstance(row[4], float) and row[4] > 0 for row in result.rows)  # images/s, not a failure text
     assert len(result.columns) == len(result.rows[0])
+
+
+def test_iterative_step_times_steps_without_and_with_extra_rounds(steps: dict[str, StepResult]) -> None:
+    rows = steps["iterative"].rows
+    assert [row[4] for row in rows] == [0, 3] and all(row[:2] == ("resnet18-8s", "fp32") for row in rows)
+    assert all(isinstance(row[5], float) and row[5] > 0 for row in rows)  # ms/step, not a failure text
+    assert len(steps["iterative"].columns) == len(rows[0])
 
 
 def test_compile_step_runs_the_compiled_model(steps: dict[str, StepResult]) -> None:

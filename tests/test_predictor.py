@@ -13,7 +13,7 @@ import torch
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.grabcut import grabcut_refine
 from ifcn.trainer.inference import Predictor
-from ifcn.trainer.inputs import batch_input
+from ifcn.trainer.inputs import PREV, batch_input
 from tests.demo_data import make_demo_checkpoint, sample_image
 from tests.eval_data import make_checkpoint
 
@@ -108,3 +108,27 @@ def test_semantic_predict_gives_class_probabilities(checkpoints: dict[str, Path]
     probs = semantic.predict(sample_image(2, (37, 51)))
     assert probs.shape == (21, 37, 51) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)
+
+
+def test_a_prev_mask_model_takes_the_previous_probabilities(interactive: Predictor, tmp_path: Path) -> None:
+    """A `--prev-mask` checkpoint's sixth channel is `prev` (zeros when not given), built by the same batch_input."""
+    predictor = Predictor.from_checkpoint(make_demo_checkpoint(tmp_path / "prev.pt", prev_mask=True), device="cpu")
+    assert predictor.prev_mask and not interactive.prev_mask
+    image = sample_image(1)
+    first = predictor.predict(image, CLICKS[:1])
+    second = predictor.predict(image, CLICKS[:2], prev=first)
+    batch = {"image": torch.from_numpy(image)[None], "pos": torch.tensor([[[36.0, 48.0]]]),
+             "pos_valid": torch.ones(1, 1, dtype=torch.bool), "neg": torch.tensor([[[5.0, 6.0]]]),
+             "neg_valid": torch.ones(1, 1, dtype=torch.bool), PREV: torch.from_numpy(first)[None]}
+    with torch.no_grad():
+        expected = torch.sigmoid(predictor.model(batch_input(batch, torch.device("cpu"), prev_mask=True)))[0, 0]
+    np.testing.assert_allclose(second, expected.numpy(), atol=1e-6, rtol=0)
+    assert np.abs(second - predictor.predict(image, CLICKS[:2])).max() > 1e-3  # the channel is used
+    np.testing.assert_array_equal(predictor.predict(image, CLICKS[:2], prev=np.zeros(image.shape[:2])),
+                                  predictor.predict(image, CLICKS[:2]))
+    tiny = sample_image(2, (20, 33))
+    assert predictor.predict(tiny, [(3, 4, True)], prev=np.full((20, 33), 0.5)).shape == (20, 33)
+    with pytest.raises(ValueError, match="shape"):
+        predictor.predict(image, CLICKS, prev=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="no previous-mask channel"):
+        interactive.predict(image, CLICKS, prev=first)

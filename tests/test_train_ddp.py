@@ -61,9 +61,11 @@ def test_torchrun_two_ranks_on_gloo_do_equal_steps(train_shards: Path, val_shard
     assert len(manifest.shards) % (2 * 2) != 0  # shards not a multiple of ranks × workers
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # With extra click rounds (--iterative), drawn per rank: they must run no collective, or the ranks would hang.
     cmd = _torchrun("-m", "ifcn.trainer.cli", "--shards", str(train_shards), "--val-shards", str(val_shards), "--out",
                     str(out), "--epochs", "2", "--arch", "resnet18", "--weights", "none", "--crop", "64",
-                    "--batch-size", "2", "--workers", "2", "--device", "cpu", "--no-progress")
+                    "--batch-size", "2", "--workers", "2", "--device", "cpu", "--no-progress", "--iterative", "2",
+                    "--prev-mask")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = steps_per_epoch(manifest.totals.pairs, 2, 2)

@@ -53,18 +53,23 @@ def _kill_after_first_epoch(args: list[str], run_dir: Path) -> int:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_weights(train_shards: Path, val_shards: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [(), ("--iterative", "2", "--prev-mask")], ids=["plain", "iterative"])
+def test_killed_run_resumes_to_the_same_weights(train_shards: Path, val_shards: Path, tmp_path: Path,
+                                                extra: tuple[str, ...]) -> None:
+    """Also with extra click rounds (issue 12), drawn per step from the seed: the resumed steps draw the same."""
     killed = tmp_path / "killed"
-    done_epochs = _kill_after_first_epoch(_cli(train_shards, val_shards, killed), killed)
+    done_epochs = _kill_after_first_epoch(_cli(train_shards, val_shards, killed, *extra), killed)
     assert 1 <= done_epochs < EPOCHS
     (killed / ".tmp-last.pt.deadbeef").write_bytes(b"half a checkpoint")  # what a kill during a save leaves
     subprocess.run([*CLI, *_cli(train_shards, val_shards, killed, "--resume")], env=ENV, check=True,
                    capture_output=True)
     assert not list(killed.glob(".tmp-*"))
     reference = tmp_path / "reference"
-    subprocess.run([*CLI, *_cli(train_shards, val_shards, reference)], env=ENV, check=True, capture_output=True)
+    subprocess.run([*CLI, *_cli(train_shards, val_shards, reference, *extra)], env=ENV, check=True,
+                   capture_output=True)
     resumed, uninterrupted = load_checkpoint(killed / "last.pt"), load_checkpoint(reference / "last.pt")
     assert resumed["epoch"] == uninterrupted["epoch"] == EPOCHS and resumed["step"] == uninterrupted["step"]
+    assert resumed["train_config"]["iterative"] == uninterrupted["train_config"]["iterative"] == (2 if extra else 0)
     for name, tensor in uninterrupted["model"].items():
         torch.testing.assert_close(resumed["model"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
     epochs = [r["epoch"] for r in read_metrics(killed) if r["kind"] == "epoch"]

@@ -71,6 +71,14 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
 @setting("--first-layer-init", help="Initial filters of the two click channels (interactive only).")
 @setting("--head", help="VGG/AlexNet fc6: full 7×7 convolution or light 1×1.")
 @setting("--num-classes", type=int, help="Semantic classes (semantic only; default 21).")
+@setting("--iterative", type=int, help="Iterative click training (interactive only): for a batch, with probability "
+         "--iterative-prob, 1..N extra rounds (uniform) run first without gradients, each adding one click per sample "
+         "on the model's own errors (the standard clicker, as in NoC), and the step trains on the final clicks. "
+         "0 = off; RITM uses 3.")
+@setting("--iterative-prob", type=float, help="Probability that a batch gets extra rounds (with --iterative N). "
+         "[default: N/(N+1), 0.75 at N = 3: the number of extra rounds is then uniform in 0..N, as RITM draws it]")
+@setting("--prev-mask", is_flag=True, help="A sixth input channel with the previous prediction's probabilities "
+         "(zero at the first click; needs --iterative), stored in the model; ifcn-eval feeds it.")
 @setting("--epochs", type=int, help="0 = no training: validate and save the initialised model (a baseline).")
 @setting("--batch-size", type=int, help="Per rank.")
 @setting("--crop", type=int, help="Square crop side (≥ 32).")

@@ -4,7 +4,7 @@ and where a run's settings come from (flags, a stored `config.json`, or both).
 `ifcn-train` parses types only; every value and combination check lives in `TrainConfig.__post_init__`, so the
 command line, `--config FILE`, one-flag `--resume` and Python callers all get the same checks and the same messages
 (naming the flag). Settings that apply to one task only (`first_layer_init`, `num_classes`) are None when not set, so
-setting them for the other task can be refused.
+setting them for the other task can be refused; so is `iterative_prob`, which applies with `iterative` only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ifcn.shards.check import TASKS
-from ifcn.trainer.models.config import ModelConfig
+from ifcn.trainer.iterative import MAX_ROUNDS, IterativeSettings, default_prob
+from ifcn.trainer.models.config import INTERACTIVE_CHANNELS, PREV_MASK_CHANNELS, SEMANTIC_CHANNELS, ModelConfig
 from ifcn.trainer.precision import PRECISIONS
 from ifcn.trainer.schedule import SCHEDULES
 
@@ -71,6 +72,9 @@ class TrainConfig:
     first_layer_init: str | None = None
     head: str = "full"
     num_classes: int | None = None
+    iterative: int = 0
+    iterative_prob: float | None = None
+    prev_mask: bool = False
     epochs: int = 20
     batch_size: int = 24
     crop: int = 384
@@ -145,6 +149,17 @@ class TrainConfig:
              "interactive task's first layer; --task semantic has none. Drop the flag"),
             (not interactive or self.num_classes is None, "--num-classes applies to --task semantic; the interactive "
              "task has one output. Drop the flag"),
+            (0 <= self.iterative <= MAX_ROUNDS, f"--iterative must lie in 0..{MAX_ROUNDS} (0 = off; each round costs "
+             f"a forward pass of the batch; RITM uses 3), got {self.iterative}"),
+            (self.iterative_prob is None or 0.0 <= self.iterative_prob <= 1.0, "--iterative-prob must lie in [0, 1], "
+             f"got {self.iterative_prob}"),
+            (self.iterative_prob is None or self.iterative > 0, "--iterative-prob sets how often the --iterative "
+             "rounds run; pass --iterative N too, or drop the flag"),
+            (interactive or not (self.iterative or self.prev_mask), "--iterative and --prev-mask add clicks and the "
+             "previous prediction to the interactive task's input; --task semantic has neither. Drop them"),
+            (not self.prev_mask or self.iterative > 0, "--prev-mask needs --iterative N (N ≥ 1): without extra click "
+             "rounds the previous-mask channel is zero in every training step, so the model would never learn to use "
+             "the predictions `ifcn-eval noc` feeds it"),
             (self.init_from is None or self.weights in ("imagenet", "none"), "--init-from and --weights FILE both "
              "set the starting weights; pass only one"),
             (not (self.resume and self.overwrite), "--resume continues the run in --out, --overwrite moves it aside "
@@ -156,10 +171,22 @@ class TrainConfig:
     def effective_num_classes(self) -> int:
         return 1 if self.task == "interactive" else (self.num_classes or VOC_CLASSES)
 
+    @property
+    def effective_iterative_prob(self) -> float:
+        """`--iterative-prob`, or its default N/(N+1) (extra rounds uniform in 0..N, as RITM draws them)."""
+        return default_prob(self.iterative) if self.iterative_prob is None else self.iterative_prob
+
+    def iterative_settings(self, rank: int) -> IterativeSettings | None:
+        """The extra click rounds of rank `rank`'s steps; None without `--iterative`."""
+        if not self.iterative:
+            return None
+        return IterativeSettings(self.iterative, self.effective_iterative_prob, self.seed, rank)
+
     def model_config(self) -> ModelConfig:
-        interactive = self.task == "interactive"
+        channels = SEMANTIC_CHANNELS if self.task == "semantic" else \
+            PREV_MASK_CHANNELS if self.prev_mask else INTERACTIVE_CHANNELS
         return ModelConfig(backbone=self.arch, stride=self.stride, upsample=self.upsample,
-                           in_channels=5 if interactive else 3, num_classes=self.effective_num_classes,
+                           in_channels=channels, num_classes=self.effective_num_classes,
                            weights="none" if self.init_from else self.weights,
                            first_layer_init=self.first_layer_init or DEFAULT_FIRST_LAYER_INIT, head=self.head)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+#: The standard protocol's foreground threshold on probabilities (RITM's, spec §6): foreground = p > 0.49.
+STANDARD_THRESHOLD = 0.49
 #: Row-pass iterations between two checks of the stopping rule (each check waits for the device).
 _CHECK_EVERY = 4
 

@@ -2,7 +2,7 @@
 
 Explicit arguments in the style of torchvision's reference `train_one_epoch(model, criterion, optimizer, data_loader,
 ...)`: the loop knows nothing of run folders, checkpoints or validation, so any iterable of collated batches can feed
-it and a future step (e.g. extra no-grad click rounds) changes `training_step` alone.
+it. With `--iterative`, `training_step` first runs the batch's extra no-grad click rounds (`iterative.py`).
 """
 
 from __future__ import annotations
@@ -16,28 +16,39 @@ from typing import Any, Protocol
 import torch
 
 from ifcn.trainer.inputs import batch_input
+from ifcn.trainer.iterative import IterativeSettings, click_rounds
 from ifcn.trainer.losses import LOSSES
 from ifcn.trainer.precision import autocast
 
 
 @dataclass(frozen=True)
 class StepSettings:
-    """How each step runs: the task's loss, where, in which precision and memory format, with what gradient clip."""
+    """How each step runs: the task's loss, where, in which precision and memory format, with what gradient clip;
+    whether the input has the previous-mask channel, and the extra click rounds (`--iterative`), if any."""
 
     task: str
     device: torch.device
     precision: str = "fp32"
     channels_last: bool = False
     clip_grad: float | None = None
+    prev_mask: bool = False
+    iterative: IterativeSettings | None = None
 
 
 def training_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                   batch: dict[str, torch.Tensor], *, task: str, device: torch.device, precision: str = "fp32",
-                  channels_last: bool = False, clip_grad: float | None = None) -> torch.Tensor:
+                  channels_last: bool = False, clip_grad: float | None = None, prev_mask: bool = False,
+                  extra_rounds: int = 0, bare_net: torch.nn.Module | None = None) -> torch.Tensor:
     """One optimisation step on a collated batch (also what `bench/bench_train.py` times): move the uint8 crops and
     click coordinates to the device, build the network input there, forward under autocast, loss, backward, step.
-    Returns the loss as a device tensor (no host sync)."""
-    x = batch_input(batch, device, channels_last)
+    Returns the loss as a device tensor (no host sync).
+
+    `extra_rounds` > 0 first adds that many clicks on the model's own errors, without gradients (`click_rounds`),
+    run by `bare_net`: `net` without its DDP or torch.compile wrapper (default: `net` itself)."""
+    if extra_rounds:
+        batch = click_rounds(net if bare_net is None else bare_net, batch, extra_rounds, device=device,
+                             precision=precision, channels_last=channels_last, prev_mask=prev_mask)
+    x = batch_input(batch, device, channels_last, prev_mask)
     with autocast(device, precision):
         logits = net(x)
     loss = LOSSES[task](logits, batch["target"].to(device, non_blocking=True))
@@ -74,12 +85,13 @@ def train_one_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                     data_loader: Iterable[dict[str, torch.Tensor]], settings: StepSettings, *, epoch: int,
                     first_step: int, steps: int, samples_per_step: int, log_every: int, observer: EpochObserver,
-                    done: int = 0, loss_sum: float = 0.0,
-                    should_stop: Callable[[], bool] = lambda: False) -> EpochOutcome:
+                    done: int = 0, loss_sum: float = 0.0, should_stop: Callable[[], bool] = lambda: False,
+                    bare_net: torch.nn.Module | None = None) -> EpochOutcome:
     """Train epoch `epoch` (1-based) for `steps` steps, the first `done` of which were done before (a resumed
     epoch: their batches are drawn and skipped, so the rest is what an uninterrupted run sees, and their loss is
     `loss_sum`). `first_step` is the run's step count before this call; `samples_per_step` = batch × ranks (for the
-    rate). `should_stop` is asked after every step (it must give the same answer on every rank)."""
+    rate). `should_stop` is asked after every step (it must give the same answer on every rank). `bare_net` is `net`
+    without its DDP or torch.compile wrapper, for the extra click rounds of `settings.iterative`."""
     net.train()
     total = torch.tensor(loss_sum, device=settings.device, dtype=torch.float64)
     window_loss, window_steps, skipped, stopped = float(total), done, done, False
@@ -87,9 +99,11 @@ def train_one_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
     batches = iter(data_loader)
     try:
         for batch in islice(batches, done, None):
+            extra = settings.iterative.rounds(epoch, done) if settings.iterative else 0
             total += training_step(net, optimizer, scaler, batch, task=settings.task, device=settings.device,
                                    precision=settings.precision, channels_last=settings.channels_last,
-                                   clip_grad=settings.clip_grad)
+                                   clip_grad=settings.clip_grad, prev_mask=settings.prev_mask, extra_rounds=extra,
+                                   bare_net=bare_net)
             scheduler.step()
             done += 1
             observer.advance()

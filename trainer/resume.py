@@ -1,9 +1,9 @@
 """Resume policy: which settings a resumed run may change, and loading the state it continues from.
 
 A resumed run must end as the uninterrupted run would have, so every setting that shapes the optimisation (model,
-data, optimiser, schedule, seed) must equal the checkpoint's; the others (where the files are, how many workers, how
-often to log or validate, the time budget) may change, and so may `--epochs` (to train longer) unless a schedule
-depends on the run length.
+data, extra click rounds, optimiser, schedule, seed) must equal the checkpoint's; the others (where the files are,
+how many workers, how often to log or validate, the time budget) may change, and so may `--epochs` (to train longer)
+unless a schedule depends on the run length.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from ifcn.trainer.checkpoint import load_checkpoint
 from ifcn.trainer.config import DEFAULT_FIRST_LAYER_INIT, VOC_CLASSES, SetupError, TrainConfig, flag, settings_of
+from ifcn.trainer.iterative import default_prob
 
 LAST, BEST = "last.pt", "best.pt"
 #: Settings a resumed run may change; every other one must match the checkpoint's, or the run would not be the same.
@@ -24,12 +25,17 @@ RESUMABLE_CHANGES = frozenset({"out", "shards", "val_shards", "workers", "device
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings with the task-specific defaults filled in, so an unset value equals its default."""
+    """Settings with the task-specific defaults filled in, so an unset value equals its default; a run stored before
+    `--iterative` and `--prev-mask` existed had them off."""
     d = settings_of(settings)
     if d.get("task", "interactive") == "semantic":
         d["num_classes"] = d.get("num_classes") or VOC_CLASSES
     else:
         d["first_layer_init"] = d.get("first_layer_init") or DEFAULT_FIRST_LAYER_INIT
+        d.setdefault("iterative", 0)
+        d.setdefault("prev_mask", False)
+        if d["iterative"] and d.get("iterative_prob") is None:
+            d["iterative_prob"] = default_prob(d["iterative"])
     if "scale_range" in d:
         d["scale_range"] = list(d["scale_range"])
     return d

@@ -40,12 +40,13 @@ def draw_item(item: Item, prediction: np.ndarray) -> np.ndarray:
 
 
 def validation_previews(model: torch.nn.Module, shards: ShardSet, task: str, device: torch.device, precision: str,
-                        count: int = PREVIEW_ITEMS) -> list[np.ndarray]:
-    """The first `count` validation items of this rank, drawn by `draw_item` with the model's prediction."""
+                        count: int = PREVIEW_ITEMS, prev_mask: bool = False) -> list[np.ndarray]:
+    """The first `count` validation items of this rank, drawn by `draw_item` with the model's prediction (`prev_mask`:
+    as in `validate_interactive`)."""
     drawings = []
     with EvalMode(model), torch.inference_mode():
         for item in islice(eval_items(shards, task), count):
-            logits, _ = forward_items(model, [item], task, device, precision)
+            logits, _ = forward_items(model, [item], task, device, precision, prev_mask)
             pred = (logits[0, 0] > 0) if task == "interactive" else logits[0].argmax(0)
             drawings.append(draw_item(item, pred.to(torch.uint8).cpu().numpy()))
     return drawings

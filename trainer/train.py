@@ -233,7 +233,8 @@ def _validate(s: _Setup) -> dict[str, float]:
     try:
         if cfg.task == "interactive":
             r = validate_interactive(s.raw, val, s.ctx.device, cfg.val_batch_size, cfg.val_limit, cfg.precision,
-                                     on_batch=bar.update, check_digest=cfg.sample_checksums)
+                                     on_batch=bar.update, check_digest=cfg.sample_checksums,
+                                     prev_mask=s.model_config.prev_mask)
             return {"val_iou": r["iou"], "val_objects": r["objects"], "val_pairs": r["pairs"]}
         scores = validate_semantic(s.raw, val, s.ctx.device, cfg.effective_num_classes, cfg.val_batch_size,
                                    cfg.val_limit, cfg.precision, on_batch=bar.update,
@@ -281,8 +282,9 @@ def _end_epoch(s: _Setup, progress: Progress, outcome: EpochOutcome, epoch: int)
     if val:
         s.console.line(format_validation(epoch, cfg.epochs, val, s.metric, best, best_epoch))
         if s.files.tensorboard is not None:
-            s.files.tensorboard.images(validation_previews(s.raw, s.val, cfg.task, s.ctx.device, cfg.precision),
-                                       new.step)
+            previews = validation_previews(s.raw, s.val, cfg.task, s.ctx.device, cfg.precision,
+                                           prev_mask=s.model_config.prev_mask)
+            s.files.tensorboard.images(previews, new.step)
     _save(s, new, improved)
     s.files.plot_curves(s.metric)
     barrier()
@@ -340,7 +342,8 @@ def _run_epochs(s: _Setup, progress: Progress, started: float) -> TrainResult:
     def should_stop() -> bool:
         return deadline is not None and any_rank(time.monotonic() >= deadline, ctx.device)
 
-    settings = StepSettings(cfg.task, ctx.device, cfg.precision, cfg.channels_last, cfg.clip_grad)
+    settings = StepSettings(cfg.task, ctx.device, cfg.precision, cfg.channels_last, cfg.clip_grad,
+                            s.model_config.prev_mask, cfg.iterative_settings(ctx.rank))
     status = "done"
     bar = s.console.bar(cfg.epochs * steps, "training", "step", initial=progress.step)
     try:
@@ -353,7 +356,7 @@ def _run_epochs(s: _Setup, progress: Progress, started: float) -> TrainResult:
                 settings, epoch=progress.epoch + 1, first_step=progress.step, steps=steps,
                 samples_per_step=cfg.batch_size * ctx.world_size, log_every=cfg.log_every, observer=observer,
                 done=progress.epoch_step, loss_sum=progress.epoch_loss if ctx.is_main else 0.0,
-                should_stop=should_stop)
+                should_stop=should_stop, bare_net=s.raw)
             if outcome.steps == steps:
                 progress = _end_epoch(s, progress, outcome, progress.epoch + 1)
             if outcome.stopped and progress.epoch < cfg.epochs:

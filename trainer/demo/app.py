@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from ifcn.errors import InputError
 from ifcn.trainer.demo.sessions import Session, SessionStore
 from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.evaluation.grabcut import grabcut_refine
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import decode_image, list_images, read_image
 
@@ -146,15 +147,22 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
         return session
 
     def predict(session: Session) -> SessionState:
-        """Predict with the session's clicks (caller holds the session's lock); no click = empty mask."""
+        """Predict with the session's clicks (caller holds the session's lock); no click = empty mask. A
+        `--prev-mask` network sees its prediction before the last click, as in training and NoC evaluation (undone
+        clicks take their predictions with them)."""
+        del session.history[max(len(session.clicks) - 1, 0):]
         if not session.clicks:
             session.mask, session.prediction_ms = None, None
             return _state(session, settings.threshold)
+        prev = session.history[-1] if session.history else None
         start = time.perf_counter()
         with predict_lock:
-            probs = predictor.predict(session.image, session.clicks, grabcut=session.grabcut,
-                                      threshold=settings.threshold)
+            probs = predictor.predict(session.image, session.clicks, prev=prev)
+        if predictor.prev_mask:
+            session.history.append(probs)
         session.mask = probs > settings.threshold
+        if session.grabcut:
+            session.mask = grabcut_refine(session.image, session.mask, session.clicks)
         session.prediction_ms = (time.perf_counter() - start) * 1000
         return _state(session, settings.threshold)
 

@@ -18,7 +18,9 @@ from ifcn.trainer.evaluation.clicker import Click
 
 @dataclass
 class Session:
-    """The state of one tab. `mask` is the last (H, W) bool prediction; `prediction_ms` its server time."""
+    """The state of one tab. `mask` is the last (H, W) bool prediction; `prediction_ms` its server time. For a
+    `--prev-mask` network, `history[i]` holds the probabilities it returned after click i + 1 (what it sees as the
+    previous prediction at the next click)."""
 
     id: str
     name: str
@@ -28,6 +30,7 @@ class Session:
     grabcut: bool = False
     mask: np.ndarray | None = None
     prediction_ms: float | None = None
+    history: list[np.ndarray] = field(default_factory=list, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

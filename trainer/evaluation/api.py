@@ -116,7 +116,7 @@ def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch
     check_precision(precision, dev)
     model, config, state = load_for("iou", checkpoint, dev)
     result = validate_interactive(model, shard_set, dev, batch_size=batch_size, limit=limit, precision=precision,
-                                  check_digest=check_digest)
+                                  check_digest=check_digest, prev_mask=config.prev_mask)
     return {"command": "iou", **_provenance(Path(checkpoint), config, state, shard_set), **result}
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from ifcn.trainer.error_clicks import standard_clicks
+from ifcn.trainer.error_clicks import STANDARD_THRESHOLD, standard_clicks
 from ifcn.trainer.evaluation.clicker import CLICKERS, Click, get_clicker
 from ifcn.trainer.evaluation.grabcut import grabcut_refine
 from ifcn.trainer.evaluation.objects import EvalObject
@@ -50,7 +50,7 @@ class NocSettings:
     max_clicks: int = 20
     iou_thresholds: tuple[float, ...] = (0.85, 0.90)
     clicker: str = "standard"
-    threshold: float = 0.49
+    threshold: float = STANDARD_THRESHOLD
     refine: str = "none"
     min_area: int = 0
 
@@ -158,6 +158,8 @@ def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: Noc
     gts = torch.from_numpy(np.stack([o.gt for o in objects]))
     ignores = torch.from_numpy(np.stack([o.ignore for o in objects]))
 
+    # A --prev-mask network also sees each object's previous probabilities (zeros before its first click).
+    prev = torch.zeros(n, h, w, device=predictor.device) if getattr(predictor, "prev_mask", False) else None
     preds = np.zeros((n, h, w), bool)
     clicked = np.zeros((n, h, w), bool)
     clicks: list[list[Click]] = [[] for _ in objects]
@@ -178,7 +180,11 @@ def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: Noc
                 clicked[i, click.y, click.x] = True
                 moved.append(i)
         if moved:
-            probs = predictor(images[slot_of[moved]], [clicks[i] for i in moved])
+            if prev is None:
+                probs = predictor(images[slot_of[moved]], [clicks[i] for i in moved])
+            else:
+                probs = predictor(images[slot_of[moved]], [clicks[i] for i in moved], prev[moved])
+                prev[moved] = probs
             foreground = (probs > settings.threshold).cpu().numpy()
             if refine is None:
                 preds[moved] = foreground

@@ -15,7 +15,11 @@ from ifcn.trainer.evaluation.clicker import Click
 
 
 class Predictor(Protocol):
-    """What the NoC engine calls once per click step for a batch of objects of one image size."""
+    """What the NoC engine calls once per click step for a batch of objects of one image size.
+
+    A predictor with a true `prev_mask` attribute (a `--prev-mask` model) is also given `prev`, each object's
+    previous probabilities (B, H, W) on `device` (zeros before its first click); others are called without it.
+    """
 
     device: torch.device
 

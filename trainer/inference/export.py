@@ -26,13 +26,15 @@ import ifcn
 from ifcn.io import atomic_path, atomic_write_bytes
 from ifcn.trainer.clickmaps import CLIP
 from ifcn.trainer.inference.predictor import MIN_SIDE, Predictor, probabilities
-from ifcn.trainer.inputs import IMAGENET_MEAN, IMAGENET_STD, batch_input
+from ifcn.trainer.inputs import IMAGENET_MEAN, IMAGENET_STD, PREV, batch_input
 
 FORMATS = ("onnx", "torchscript")
 CONTRACT_KEY = "ifcn_contract"
 TORCHSCRIPT_CONTRACT_FILE = "ifcn_contract.json"
 NETWORK_INPUTS = ("input",)
 CLICK_INPUTS = ("image", "pos", "pos_valid", "neg", "neg_valid")
+#: The extra input of a `--prev-mask` model's with-clicks graph.
+PREV_INPUT = "prev"
 
 
 class NetworkGraph(nn.Module):
@@ -47,22 +49,26 @@ class NetworkGraph(nn.Module):
 
 
 class ClickGraph(nn.Module):
-    """uint8 RGB images and padded click lists -> foreground probabilities, the input built as in training."""
+    """uint8 RGB images and padded click lists (and, for a `--prev-mask` model, the previous probabilities) ->
+    foreground probabilities, the input built as in training."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, prev_mask: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.prev_mask = model, prev_mask
 
     def forward(self, image: torch.Tensor, pos: torch.Tensor, pos_valid: torch.Tensor, neg: torch.Tensor,
-                neg_valid: torch.Tensor) -> torch.Tensor:
+                neg_valid: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
         batch = {"image": image, "pos": pos, "pos_valid": pos_valid, "neg": neg, "neg_valid": neg_valid}
-        return probabilities(self.model(batch_input(batch, image.device)), "interactive")
+        if prev is not None:
+            batch[PREV] = prev
+        return probabilities(self.model(batch_input(batch, image.device, prev_mask=self.prev_mask)), "interactive")
 
 
 def contract(predictor: Predictor, with_clicks: bool) -> dict[str, Any]:
     """What a caller must feed the exported graph and what it returns (stored in the file's metadata)."""
     interactive = predictor.task == "interactive"
-    channels = ["R", "G", "B", *(("positive_distance", "negative_distance") if interactive else ())]
+    channels = ["R", "G", "B", *(("positive_distance", "negative_distance") if interactive else ()),
+                *(("previous_probability",) if predictor.prev_mask else ())]
     rgb = {"mean": [m * 255 for m in IMAGENET_MEAN], "std": [s * 255 for s in IMAGENET_STD],
            "formula": "(pixel - mean) / std per channel, pixel in 0..255, RGB order"}
     distance = {"clip": CLIP, "divisor": CLIP, "no_click_value": 1.0,
@@ -73,6 +79,8 @@ def contract(predictor: Predictor, with_clicks: bool) -> dict[str, Any]:
                   "pos_valid": "(B, K) bool, false for padding (K >= 1: pad an image without clicks with one false)",
                   "neg": "(B, L, 2) float32 (y, x) of negative clicks, padded",
                   "neg_valid": "(B, L) bool, false for padding (L >= 1)"}
+        if predictor.prev_mask:
+            inputs[PREV_INPUT] = "(B, H, W) float32 probabilities returned before the last click (zeros at first)"
     else:
         inputs = {"input": f"(B, {len(channels)}, H, W) float32: channels {', '.join(channels)}"}
     output = ("(B, H, W) float32 foreground probability (sigmoid of the logit)" if interactive else
@@ -93,7 +101,8 @@ def example_inputs(predictor: Predictor, with_clicks: bool) -> tuple[torch.Tenso
     image = torch.randint(0, 256, (b, h, w, 3), dtype=torch.uint8, generator=generator)
     pos = torch.rand(b, 3, 2, generator=generator) * torch.tensor([h - 1, w - 1])
     neg = torch.rand(b, 4, 2, generator=generator) * torch.tensor([h - 1, w - 1])
-    return image, pos, torch.tensor([[True, True, False]] * b), neg, torch.tensor([[True, False, False, False]] * b)
+    args = (image, pos, torch.tensor([[True, True, False]] * b), neg, torch.tensor([[True, False, False, False]] * b))
+    return (*args, torch.rand(b, h, w, generator=generator)) if predictor.prev_mask else args
 
 
 def graph_of(predictor: Predictor, with_clicks: bool) -> tuple[nn.Module, tuple[str, ...]]:
@@ -104,7 +113,8 @@ def graph_of(predictor: Predictor, with_clicks: bool) -> tuple[nn.Module, tuple[
     if with_clicks:
         if predictor.task != "interactive":
             raise ValueError("--with-clicks needs an interactive checkpoint; a semantic one takes images only")
-        return ClickGraph(model).eval(), CLICK_INPUTS
+        names = (*CLICK_INPUTS, PREV_INPUT) if predictor.prev_mask else CLICK_INPUTS
+        return ClickGraph(model, predictor.prev_mask).eval(), names
     return NetworkGraph(model, predictor.task).eval(), NETWORK_INPUTS
 
 
@@ -114,10 +124,12 @@ def _onnx(graph: nn.Module, args: tuple[torch.Tensor, ...], names: tuple[str, ..
     from torch.export import Dim
 
     batch, height, width = Dim("batch"), Dim("height"), Dim("width")
-    if names == CLICK_INPUTS:
+    if names[:len(CLICK_INPUTS)] == CLICK_INPUTS:
         k, n = Dim("positive_clicks"), Dim("negative_clicks")
         shapes: tuple[dict[int, Any], ...] = ({0: batch, 1: height, 2: width}, {0: batch, 1: k}, {0: batch, 1: k},
                                               {0: batch, 1: n}, {0: batch, 1: n})
+        if PREV_INPUT in names:
+            shapes = (*shapes, {0: batch, 1: height, 2: width})
     else:
         shapes = ({0: batch, 2: height, 3: width},)
     program = torch.onnx.export(graph, args, dynamo=True, input_names=list(names), output_names=["probability"],

@@ -23,7 +23,7 @@ from ifcn.trainer.checkpoint import load_model
 from ifcn.trainer.distributed import resolve_device
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.grabcut import grabcut_refine
-from ifcn.trainer.inputs import batch_input
+from ifcn.trainer.inputs import PREV, batch_input
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.precision import autocast, check_precision
 
@@ -130,29 +130,44 @@ class Predictor:
     def num_classes(self) -> int:
         return self.config.num_classes
 
-    def logits(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]] | None = None) -> torch.Tensor:
+    @property
+    def prev_mask(self) -> bool:
+        """Whether the network also takes the previous prediction (a model trained with `--prev-mask`)."""
+        return self.config.prev_mask
+
+    def logits(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]] | None = None,
+               prev: torch.Tensor | None = None) -> torch.Tensor:
         """Float32 logits (B, C, H, W) for uint8 RGB `images` (B, 3, H, W): interactive checkpoints need one click list
-        per image (coordinates in image pixels), semantic ones take none. On `self.device`."""
+        per image (coordinates in image pixels), semantic ones take none. A `--prev-mask` model also takes `prev`,
+        each image's previous foreground probabilities (B, H, W) (zeros when not given: before the first click).
+        On `self.device`."""
         if (clicks is None) != (self.task == "semantic"):
             raise ValueError("an interactive checkpoint needs one click list per image (use the demo, "
                              "`ifcn-eval demo`, or `Predictor.predict(image, clicks)`)" if clicks is None else
                              "a semantic checkpoint takes no clicks: call predict(image) without them")
+        if prev is not None and not self.prev_mask:
+            raise ValueError("this network has no previous-mask channel (it was trained without --prev-mask)")
         h, w = images.shape[-2:]
         if h < MIN_SIDE or w < MIN_SIDE:  # pad bottom/right, so click coordinates stay valid
-            images = F.pad(images.float(), (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate")
-            return self.logits(images.to(torch.uint8), clicks)[..., :h, :w]
+            pad = (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h))
+            images = F.pad(images.float(), pad, mode="replicate").to(torch.uint8)
+            prev = None if prev is None else F.pad(prev[:, None].float(), pad, mode="replicate")[:, 0]
+            return self.logits(images, clicks, prev)[..., :h, :w]
         batch = {"image": images.permute(0, 2, 3, 1)}
         if clicks is not None:
             batch["pos"], batch["pos_valid"] = click_tensors(clicks, True, self.device)
             batch["neg"], batch["neg_valid"] = click_tensors(clicks, False, self.device)
+        if prev is not None:
+            batch[PREV] = prev
         kernels = batch_invariant_kernels(self.device) if self.batch_invariant else contextlib.nullcontext()
         with torch.inference_mode(), kernels, autocast(self.device, self.precision):
-            return self.model(batch_input(batch, self.device, self.channels_last)).float()
+            return self.model(batch_input(batch, self.device, self.channels_last, self.prev_mask)).float()
 
-    def predict_batch(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]] | None = None) -> torch.Tensor:
+    def predict_batch(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]] | None = None,
+                      prev: torch.Tensor | None = None) -> torch.Tensor:
         """Probabilities for uint8 RGB `images` (B, 3, H, W): (B, H, W) foreground (interactive, one click list per
-        image) or (B, C, H, W) per class (semantic, no clicks). On `self.device`."""
-        return probabilities(self.logits(images, clicks), self.task)
+        image; `prev` as in `logits`) or (B, C, H, W) per class (semantic, no clicks). On `self.device`."""
+        return probabilities(self.logits(images, clicks, prev), self.task)
 
     #: The NoC engine's `Predictor` protocol: a batch of images and click lists in, probabilities out.
     __call__ = predict_batch
@@ -165,22 +180,29 @@ class Predictor:
                              f"{image.shape}")
         return torch.tensor(image).permute(2, 0, 1)[None].to(self.device)  # a copy: decoded images are read-only
 
-    def predict(self, image: np.ndarray, clicks: Sequence[ClickLike] = (), *, grabcut: bool = False,
-                threshold: float = 0.5) -> np.ndarray:
+    def predict(self, image: np.ndarray, clicks: Sequence[ClickLike] = (), *, prev: np.ndarray | None = None,
+                grabcut: bool = False, threshold: float = 0.5) -> np.ndarray:
         """Probabilities at the image's size for an (H, W, 3) uint8 RGB image, as float32 numpy.
 
         Interactive: `clicks` are (y, x, positive) in image pixels (or `Click`s); returns the (H, W) foreground
-        probability. With `grabcut`, the mask (probability > `threshold`) is refined by GrabCut seeded with it and
-        the clicks (spec §6 item 7), and the result is that mask as 0.0/1.0. Semantic: no clicks; returns
-        (C, H, W) class probabilities (argmax over axis 0 = the label map).
+        probability. A `--prev-mask` model also takes `prev`, the (H, W) probabilities it returned before the last
+        click (None before the first). With `grabcut`, the mask (probability > `threshold`) is refined by GrabCut
+        seeded with it and the clicks (spec §6 item 7), and the result is that mask as 0.0/1.0. Semantic: no clicks;
+        returns (C, H, W) class probabilities (argmax over axis 0 = the label map).
         """
         x = self.image_tensor(image)
         if self.task == "semantic":
-            if clicks or grabcut:
+            if clicks or grabcut or prev is not None:
                 raise ValueError("a semantic checkpoint takes no clicks and no GrabCut: call predict(image)")
             return self.predict_batch(x)[0].cpu().numpy()
         chosen = checked_clicks(clicks, *image.shape[:2])
-        probs = self.predict_batch(x, [chosen])[0].cpu().numpy()
+        previous = None
+        if prev is not None:
+            if np.shape(prev) != image.shape[:2]:
+                raise ValueError(f"prev must be the image's ({image.shape[0]}, {image.shape[1]}) probabilities, got "
+                                 f"shape {np.shape(prev)}")
+            previous = torch.as_tensor(np.asarray(prev, np.float32))[None].to(self.device)
+        probs = self.predict_batch(x, [chosen], previous)[0].cpu().numpy()
         if not grabcut:
             return probs
         return grabcut_refine(image, probs > threshold, chosen).astype(np.float32)

@@ -1,4 +1,5 @@
-"""Widen a classifier's first convolution from RGB to RGB + click channels, keeping the (pretrained) RGB filters.
+"""Widen a classifier's first convolution from RGB to RGB + click channels (+ the previous-mask channel), keeping the
+(pretrained) RGB filters.
 
 The extra channels start at zero (the network initially ignores the clicks and computes exactly what the RGB network
 does) or at the mean of the RGB filters (iFCN paper: both work about the same). The convolution is changed in place,
@@ -22,7 +23,7 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
 
 
 def extra_channel_weights(rgb_weight: torch.Tensor, extra: int, init: FirstLayerInit) -> torch.Tensor:
-    """(out, extra, kh, kw) filters for the added input channels."""
+    """(out, extra, kh, kw) filters for the added input channels, from the (out, 3, kh, kw) RGB filters."""
     out_channels, _, kh, kw = rgb_weight.shape
     if init == "zero":
         return rgb_weight.new_zeros(out_channels, extra, kh, kw)

@@ -1,11 +1,12 @@
 """Starting a model from another checkpoint's weights (`--init-from`): the paper's FCN → iFCN recipe and its
 generalisation to any pair of checkpoints of the same architecture.
 
-Tensor by tensor, under the same name: equal shapes are kept; the first convolution widened from 3 (RGB) to 5 input
-channels keeps its RGB filters and gets click-channel filters by `first_layer.extra_channel_weights` (zero or the
-RGB mean), exactly as when widening an ImageNet classifier; score and upsampling layers whose class count differs
-(21 semantic classes → 1 object logit) keep this model's fresh initialisation. Anything else that differs (a tensor
-one side lacks, another shape) means another backbone, stride or head, and is refused with the first names.
+Tensor by tensor, under the same name: equal shapes are kept; a first convolution widened (3 RGB channels to 5 or 6,
+or 5 to 6 for `--prev-mask`) keeps the source's filters and gets filters for the added channels by
+`first_layer.extra_channel_weights` (zero or the RGB mean), exactly as when widening an ImageNet classifier; score
+and upsampling layers whose class count differs (21 semantic classes → 1 object logit) keep this model's fresh
+initialisation. Anything else that differs (a tensor one side lacks, another shape) means another backbone, stride
+or head, and is refused with the first names.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def shorten(items: list[str]) -> str:
 
 
 def _widened(conv_weight: torch.Tensor, source: torch.Tensor) -> bool:
-    return (source.shape[1] == 3 and conv_weight.shape[1] > 3 and source.shape[0] == conv_weight.shape[0]
+    """Whether `source` is the same first convolution with fewer input channels (RGB first in both)."""
+    return (3 <= source.shape[1] < conv_weight.shape[1] and source.shape[0] == conv_weight.shape[0]
             and source.shape[2:] == conv_weight.shape[2:])
 
 
@@ -77,9 +79,9 @@ def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor], first_la
         raise ValueError(f"{len(bad)} tensor(s) do not match: {shorten(bad)}")
     new_state = {n: source[n] for n in target if n not in reinitialised}
     for name in adapted:
-        rgb = source[name].to(target[name].dtype)
-        extra = extra_channel_weights(rgb, target[name].shape[1] - 3, first_layer_init)
-        new_state[name] = torch.cat([rgb, extra], dim=1)
+        kept = source[name].to(target[name].dtype)
+        extra = extra_channel_weights(kept[:, :3], target[name].shape[1] - kept.shape[1], first_layer_init)
+        new_state[name] = torch.cat([kept, extra], dim=1)
     model.load_state_dict(new_state, strict=False)
     kept = tuple(n for n in target if n not in adapted and n not in reinitialised)
     return TransferReport(kept, adapted, reinitialised)
