@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded synthetic VOC-layout data: synth -> sample -> verify/inspect -> train -> NoC.
-# About 10 minutes on 2 CPU cores (less on a GPU). Outputs in $DEMO_DIR (default: demo/).
+# At most about 10 minutes on a slow 2-core machine: training stops after $DEMO_EPOCHS epochs or $DEMO_MINUTES
+# minutes, whichever comes first (`--max-minutes`; a stopped run continues with `ifcn-train --out demo/run --resume`).
+# Outputs in $DEMO_DIR (default: demo/).
 source "$(dirname "$0")/env.sh"
 demo="${DEMO_DIR:-demo}"
 epochs="${DEMO_EPOCHS:-6}"
+minutes="${DEMO_MINUTES:-6}"
 set -x
 ifcn-prep synth "$demo/data" --train-images 160 --val-images 40 --long-side 160 --seed 0 --overwrite
 ifcn-prep sample --voc-root "$demo/data" --split train --pairs 15 --out "$demo/shards/train" --overwrite --no-progress
@@ -12,8 +15,8 @@ ifcn-prep verify "$demo/shards/train"
 ifcn-prep inspect "$demo/shards/train" --png "$demo/inspect.png"
 rm -rf "$demo/run" "$demo/untrained"
 ifcn-train --shards "$demo/shards/train" --val-shards "$demo/shards/val" --task interactive --arch resnet18 --stride 8 \
-    --weights none --epochs "$epochs" --batch-size 16 --crop 128 --workers 1 --device auto --no-progress \
-    --out "$demo/run"
+    --weights none --epochs "$epochs" --max-minutes "$minutes" --batch-size 16 --crop 128 --workers 1 --device auto \
+    --no-progress --out "$demo/run"
 ifcn-train --shards "$demo/shards/train" --val-shards "$demo/shards/val" --task interactive --arch resnet18 --stride 8 \
     --weights none --epochs 0 --workers 1 --device auto --no-progress --out "$demo/untrained"
 ifcn-eval noc --checkpoint "$demo/run/best.pt" --shards "$demo/shards/val" --max-clicks 20 --out "$demo/noc" \
