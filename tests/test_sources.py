@@ -298,10 +298,7 @@ def test_sample_verify_and_one_noc_table_for_every_layout_through_the_cli(
     assert set(synth_layouts) == set(SOURCES)
     for name, spec in synth_layouts.items():
         out = tmp_path / name
-        where = (["--coco-images", spec.root, "--coco-json", spec.coco_json] if name == "coco"
-                 else ["--root", spec.root])
-        args = ["sample", "--source", name, *where, "--pairs", "1", "--out", out, "--no-progress",
-                "--scheduler", dask_address, *(["--split", spec.split] if name in ("voc", "sbd") else [])]
+        args = ["sample", *spec.cli_args(), "--pairs", "1", "--out", out, "--no-progress", "--scheduler", dask_address]
         result = CliRunner().invoke(main, [str(a) for a in args])
         assert result.exit_code == 0, (name, result.output)
         manifest = load_manifest(out)

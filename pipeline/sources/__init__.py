@@ -37,6 +37,12 @@ class SourceSpec:
     split: str | None = None
     coco_json: Path | None = None
 
+    def cli_args(self) -> list[str]:
+        """The `ifcn-prep sample` options that name this data: `--source`, where it is, and `--split` when set."""
+        where = (["--coco-images", str(self.root), "--coco-json", str(self.coco_json)] if self.coco_json is not None
+                 else ["--root", str(self.root)])
+        return ["--source", self.name, *where, *(["--split", self.split] if self.split else [])]
+
 
 @dataclass(frozen=True)
 class ImageRef:
@@ -159,13 +165,14 @@ def get_source(name: str) -> DatasetSource:
         raise ValueError(f"--source must be one of {', '.join(SOURCES)} (got {name!r})") from None
 
 
-def make_synth_layouts(out: Path, config: SynthConfig, split: str = "val") -> dict[str, SourceSpec]:
-    """Write a synthetic dataset in every source's layout under `out` and return `synth_layout_specs(out, split)`.
-    Small configs take well under a second per layout."""
+def make_synth_layouts(out: Path, config: SynthConfig, split: str = "val", *,
+                       overwrite: bool = False) -> dict[str, SourceSpec]:
+    """Write a synthetic dataset in every source's layout under `out` (replacing existing ones only with `overwrite`)
+    and return `synth_layout_specs(out, split)`. Small configs take well under a second per layout."""
     from ifcn.pipeline.synth import make_synth_dataset
 
     for name in SOURCES:
-        make_synth_dataset(out, config, layout=name)
+        make_synth_dataset(out, config, layout=name, overwrite=overwrite)
     return synth_layout_specs(out, split)
 
 
