@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from PIL import Image
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import read_image
 from tests.demo_data import make_demo_checkpoint, write_images
+from tests.ports import free_port
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER):
@@ -49,12 +49,6 @@ SIZE = (180, 240)
 TIMEOUT = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
@@ -66,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("demo_browser")
     checkpoint = Path(os.environ.get("IFCN_DEMO_CHECKPOINT") or make_demo_checkpoint(root / "fixed.pt"))
     images = Path(os.environ.get("IFCN_DEMO_IMAGES") or write_images(root / "images", 3, SIZE))
-    port = _free_port()
+    port = free_port()
     log = open(root / "server.log", "w")  # noqa: SIM115 (closed below, after the process)
     command = [str(Path(sys.executable).with_name("ifcn-eval")), "demo", "--checkpoint", str(checkpoint),
                "--images", str(images), "--port", str(port), "--device", "cpu"]

@@ -32,6 +32,7 @@ from ifcn.lock import LOCK_NAME
 from ifcn.trainer.checkpoint import load_checkpoint, load_model
 from ifcn.trainer.cli import main
 from ifcn.trainer.run_files import read_metrics
+from tests.ports import free_port
 
 SEMANTIC = ["--task", "semantic", "--arch", "resnet18", "--weights", "none", "--crop", "64", "--batch-size", "8",
             "--workers", "0", "--device", "cpu", "--no-progress"]
@@ -187,11 +188,8 @@ def _alive(pid: int) -> bool:
 
 
 def _torchrun(args: list[object]) -> list[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-            "--master_port", str(port), "-m", "ifcn.trainer.cli", *map(str, args)]
+            "--master_port", str(free_port()), "-m", "ifcn.trainer.cli", *map(str, args)]
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from ifcn.pipeline.cli import main
 from ifcn.pipeline.sources.voc import read_split
 from ifcn.pipeline.synth import SYNTH_MARKER
 from ifcn.shards.manifest import MANIFEST_NAME, load_manifest
+from tests.ports import free_port
 from tests.shard_sets import http_server
 
 
@@ -274,12 +274,6 @@ def test_synth_cli_makes_a_voc_tree(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "already exists" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _process(*args: str) -> Iterator[subprocess.Popen]:
     proc = subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=subprocess.DEVNULL,
@@ -296,7 +290,7 @@ def _process(*args: str) -> Iterator[subprocess.Popen]:
 
 
 def test_sample_runs_on_an_existing_dask_cluster(synth_root: Path, val_shards: Path, tmp_path: Path) -> None:
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     port = address.rsplit(":", 1)[1]
     with _process("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"), \
             _process("worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"):
@@ -308,6 +302,6 @@ def test_sample_runs_on_an_existing_dask_cluster(synth_root: Path, val_shards: P
            [file_sha256(val_shards / e.path) for e in load_manifest(val_shards).shards]
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         result = invoke("sample", "--voc-root", synth_root, "--split", "val", "--out", tmp_path / "x", "--scheduler",
-                        f"tcp://127.0.0.1:{_free_port()}", "--no-progress")
+                        f"tcp://127.0.0.1:{free_port()}", "--no-progress")
     assert result.exit_code == 1 and "could not reach the Dask scheduler" in result.output
     assert not (tmp_path / "x").exists()  # the folder the lock created goes again: nothing was written

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,18 +16,13 @@ from ifcn.shards.manifest import load_manifest
 from ifcn.trainer.checkpoint import load_checkpoint
 from ifcn.trainer.data.epoch_plan import steps_per_epoch
 from ifcn.trainer.run_files import read_metrics
+from tests.ports import free_port
 from tests.shard_sets import shard_samples, write_set
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _torchrun(*args: str) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-            "--master_port", str(_free_port()), *args]
+            "--master_port", str(free_port()), *args]
 
 
 @pytest.mark.slow

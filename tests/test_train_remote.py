@@ -5,7 +5,6 @@ local files give; an HDF5 shard at a URL and a URL that cannot be fetched get a 
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from ifcn.trainer.data import AugmentConfig, TrainStream, make_loader, steps_per
 from ifcn.trainer.evaluation.cli import main as eval_main
 from ifcn.trainer.train import TrainConfig, train
 from tests.eval_data import make_checkpoint
+from tests.ports import free_port
 from tests.shard_sets import http_server
 
 RUN = {"arch": "resnet18", "weights": "none", "crop": 64, "batch_size": 4, "device": "cpu", "progress": False,
@@ -110,18 +110,12 @@ def test_hdf5_shards_at_a_url_are_refused_by_name(served: tuple[Path, str], tmp_
     assert result.exit_code == 1 and "train-000000.h5" in result.output and "local files" in result.output
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_url_that_cannot_be_fetched_gets_a_network_fix(served: tuple[Path, str], tmp_path: Path) -> None:
     root, _ = served
     gone = tmp_path / "gone"
     shutil.copytree(root / "train", gone)
     (gone / "train-000001.tar").unlink()  # the manifest is there, one of its shards is not
-    cases = {f"http://127.0.0.1:{_closed_port()}/train/": "manifest.json",
+    cases = {f"http://127.0.0.1:{free_port()}/train/": "manifest.json",
              f"pipe:cat {tmp_path / 'nowhere' / 'manifest.json'}": "manifest.json"}
     with http_server(tmp_path) as other:
         cases[f"{other}gone/"] = "train-000001.tar"

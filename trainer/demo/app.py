@@ -130,7 +130,7 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
     """The ASGI app serving the page and the API for an interactive `predictor` (default settings if None)."""
     settings = settings or DemoSettings()
     if predictor.task != "interactive":
-        raise ValueError("the demo needs an interactive checkpoint (5 input channels), but this one is semantic: "
+        raise ValueError("the demo needs an interactive checkpoint (RGB + click channels), but this one is semantic: "
                          "segment images with `ifcn-eval predict --checkpoint CK --images DIR --out DIR`")
     store = SessionStore(settings.max_sessions)
     predict_lock = threading.Lock()

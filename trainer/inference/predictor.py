@@ -94,10 +94,10 @@ def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
 class Predictor:
     """A trained FCN of either task, ready to predict on `device`.
 
-    Interactive checkpoints (5 input channels, one logit) give the foreground probability of the clicked object;
-    semantic ones (RGB, `num_classes` logits) give per-class probabilities. `batch_invariant` selects kernels whose
-    per-image results do not depend on the batch size (slower); `channels_last` runs the convolutions in NHWC, which
-    oneDNN does faster on the CPU.
+    Interactive checkpoints (RGB + 2 click channels, + the previous mask with `--prev-mask`; one logit) give the
+    foreground probability of the clicked object; semantic ones (RGB, `num_classes` logits) give per-class
+    probabilities. `batch_invariant` selects kernels whose per-image results do not depend on the batch size
+    (slower); `channels_last` runs the convolutions in NHWC, which oneDNN does faster on the CPU.
     """
 
     def __init__(self, model: torch.nn.Module, task: str, device: torch.device | str = "cpu", precision: str = "fp32",
