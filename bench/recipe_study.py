@@ -1,0 +1,123 @@
+"""The real-photo recipe study (issue 19): train each configuration from scratch for the same wall-clock budget, then
+evaluate it on the held-out photos with the RITM protocol, and print one table row per configuration.
+
+Data: COCO_MVal split by `bench/real_photos.py` into `train` (80 %) and `held` (20 %), sampled with
+`ifcn-prep sample --source davis --pairs 15` (train) and `--pairs 1` (held). Each configuration runs alone on one
+pinned core (`--core`, one torch thread, loader in the training process), so configurations get equal compute even
+while the machine's other core is busy.
+
+    python -m bench.recipe_study run default --minutes 20 -- --crop 192 --batch-size 16
+    python -m bench.recipe_study run iter3 --minutes 20 -- --crop 192 --batch-size 16 --iterative 3
+    python -m bench.recipe_study table > table.md
+
+`run` writes `STUDY/runs/NAME` (the training run), `STUDY/flags/NAME.txt` (its own flags) and
+`STUDY/noc/NAME[-grabcut]` (the NoC reports); `table` reads them back. Paths default to the layout used on the
+development machine (`--data /work/data`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+#: Flags every configuration shares: from scratch (no ImageNet weights here), time budget, no validation (the held
+#: photos are the test set and must not pick checkpoints), one loader in the training process.
+COMMON = ("--weights", "none", "--epochs", "1000", "--workers", "0", "--no-progress", "--log-every", "50",
+          "--seed", "0")
+
+
+def pinned(core: int | None, *args: object) -> list[str]:
+    """A command line, prefixed with `taskset -c CORE` when a core is given."""
+    command = [str(a) for a in args]
+    return ["taskset", "-c", str(core), *command] if core is not None else command
+
+
+def run(name: str, minutes: float, flags: list[str], data: Path, core: int | None, grabcut: bool) -> None:
+    """Train configuration `name` for `minutes`, then evaluate `last.pt` on the held-out shards."""
+    study = data / "study"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = study / "runs" / name
+    train = pinned(core, "ifcn-train", "--shards", data / "shards/train", *COMMON, "--max-minutes", minutes,
+                   "--out", out, *flags)
+    print("+", shlex.join(train), flush=True)
+    subprocess.run(train, check=True, env=env)
+    for refine in ("none", "grabcut") if grabcut else ("none",):
+        suffix = "" if refine == "none" else f"-{refine}"
+        noc = pinned(core, "ifcn-eval", "noc", "--checkpoint", out / "last.pt", "--shards",
+                     f"held={data / 'shards/held'}", "--device", "cpu", "--workers", "1", "--no-progress",
+                     "--refine", refine, "--out", study / "noc" / f"{name}{suffix}")
+        print("+", shlex.join(noc), flush=True)
+        subprocess.run(noc, check=True, env=env)
+
+
+def _summary(folder: Path) -> dict[str, Any] | None:
+    """The held-out dataset's figures of a NoC report folder, or None when it has not been written (yet)."""
+    for path in (folder / "held" / "summary.json", folder / "summary.json"):
+        if path.is_file():
+            summary = json.loads(path.read_text())
+            return summary.get("datasets", {}).get("held", summary)
+    return None
+
+
+def _steps(run_dir: Path) -> tuple[int, float]:
+    """(steps trained, epochs trained) from the run's metrics log."""
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+             if line.strip().endswith("}")]
+    config = json.loads((run_dir / "config.json").read_text())
+    last = max((r.get("step", 0) + (r.get("epoch", 1) - 1) * config["steps_per_epoch"] for r in steps
+                if r.get("kind") == "step"), default=0)
+    return last, last / config["steps_per_epoch"]
+
+
+def table(data: Path) -> str:
+    """One Markdown row per finished configuration (its own flags, budget, NoC, NoF, mIoU@k, seconds per click)."""
+    study = data / "study"
+    rows = ["| configuration | flags (beyond the common ones) | budget | steps (epochs) | NoC@85 | NoC@90 | NoF@90 "
+            "| mIoU@1 | mIoU@5 | mIoU@20 | s/click | + GrabCut NoC@85/90 |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for run_dir in sorted((study / "runs").iterdir(), key=lambda p: p.stat().st_mtime):
+        s = _summary(study / "noc" / run_dir.name)
+        if s is None:
+            continue
+        config = json.loads((run_dir / "config.json").read_text())
+        steps, epochs = _steps(run_dir)
+        g = _summary(study / "noc" / f"{run_dir.name}-grabcut")
+        refined = f"{g['noc']['85']:.2f} / {g['noc']['90']:.2f}" if g else ""
+        miou = s["miou_at"]
+        flag_file = study / "flags" / f"{run_dir.name}.txt"
+        flags = flag_file.read_text().strip() if flag_file.is_file() else ""
+        rows.append(f"| {run_dir.name} | `{flags}` | {config['max_minutes']:g} min | {steps} ({epochs:.2f}) "
+                    f"| {s['noc']['85']:.2f} | {s['noc']['90']:.2f} | {s['nof']['90']} | {100 * miou['1']:.1f} "
+                    f"| {100 * miou['5']:.1f} | {100 * miou['20']:.1f} | {s['seconds_per_click']:.3f} | {refined} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("/work/data"), help="folder with shards/ and study/")
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train one configuration, then evaluate it")
+    r.add_argument("name")
+    r.add_argument("--minutes", type=float, default=20.0)
+    r.add_argument("--core", type=int, default=1, help="pin to this core (-1: do not pin)")
+    r.add_argument("--grabcut", action="store_true", help="also evaluate with --refine grabcut")
+    r.add_argument("flags", nargs=argparse.REMAINDER, help="ifcn-train flags after --")
+    sub.add_parser("table", help="print the table of finished configurations")
+    args = parser.parse_args()
+    if args.command == "table":
+        print(table(args.data))
+        return
+    flags = args.flags[1:] if args.flags[:1] == ["--"] else args.flags
+    flag_file = args.data / "study" / "flags" / f"{args.name}.txt"
+    flag_file.parent.mkdir(parents=True, exist_ok=True)
+    flag_file.write_text(shlex.join(flags) + "\n")
+    run(args.name, args.minutes, flags, args.data, None if args.core < 0 else args.core, args.grabcut)
+
+
+if __name__ == "__main__":
+    main()
