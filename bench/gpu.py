@@ -40,7 +40,7 @@ from bench.bench_loader import our_batches, prepare, rate
 from bench.bench_noc import compare, untrained_model, val_objects
 from bench.bench_train import Result, measure
 from ifcn.cores import usable_cores
-from ifcn.trainer.clickmaps import distance_maps
+from ifcn.trainer.core.clickmaps import distance_maps
 from ifcn.trainer.evaluation.noc import NocSettings
 from ifcn.trainer.evaluation.objects import EvalObject
 
@@ -215,8 +215,9 @@ def noc_step(objects: list[EvalObject], device: torch.device, max_clicks: int, b
                         round(r.engine_ms_per_click, 3), f"{r.logs_differ}/{r.objects}", cpu_clicker),),
                       ("Untrained resnet18-8s; default kernels, so a pixel within ~1e-6 of the threshold may flip "
                        "between batch sizes (`--batch-invariant` makes the logs identical; a CUDA test checks it). "
-                       "On a GPU the standard clicker runs batched on the device (`ifcn.trainer.error_clicks`); the "
-                       "last column is the batched run with the per-object CPU clicker instead.",))
+                       "On a GPU the standard clicker runs batched on the device "
+                       "(`ifcn.trainer.core.error_clicks`); the last column is the batched run with the per-object CPU "
+                       "clicker instead.",))
 
 
 def environment() -> dict[str, Any]:

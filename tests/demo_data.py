@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from ifcn.trainer.checkpoint import save_checkpoint
+from ifcn.trainer.core.checkpoint import save_checkpoint
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model
 

@@ -16,8 +16,8 @@ import torch
 from click.testing import CliRunner
 
 from bench.bench_train import synthetic_batch
-from ifcn.trainer.checkpoint import load_model
-from ifcn.trainer.clickmaps import SLOT_CHUNK, distance_maps
+from ifcn.trainer.core.checkpoint import load_model
+from ifcn.trainer.core.clickmaps import SLOT_CHUNK, distance_maps
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.loop import training_step

@@ -13,13 +13,14 @@ import torch
 from click.testing import CliRunner
 
 from ifcn.shards.records import VOID
-from ifcn.trainer.checkpoint import load_checkpoint
 from ifcn.trainer.cli import main
+from ifcn.trainer.core.checkpoint import load_checkpoint
+from ifcn.trainer.core.clicks import Click
+from ifcn.trainer.core.inputs import PREV, batch_input, network_input
 from ifcn.trainer.evaluation.api import run_iou, run_noc
-from ifcn.trainer.evaluation.clicker import Click, standard_click
+from ifcn.trainer.evaluation.clicker import standard_click
 from ifcn.trainer.evaluation.noc import NocSettings, run_batch
 from ifcn.trainer.evaluation.objects import EvalObject
-from ifcn.trainer.inputs import PREV, batch_input, network_input
 from ifcn.trainer.iterative import IterativeSettings, click_rounds, default_prob
 from ifcn.trainer.loop import training_step
 from ifcn.trainer.models import ModelConfig, build_model
@@ -85,7 +86,7 @@ def _probs(x: torch.Tensor, prev_mask: bool) -> torch.Tensor:
 
 def _clicks(batch: dict[str, torch.Tensor], i: int) -> list[Click]:
     """Sample i's valid clicks, positive then negative, in slot order."""
-    return [Click(sign == "pos", int(y), int(x)) for sign in ("pos", "neg")
+    return [Click(int(y), int(x), sign == "pos") for sign in ("pos", "neg")
             for (y, x), valid in zip(batch[sign][i].tolist(), batch[f"{sign}_valid"][i].tolist(), strict=True)
             if valid]
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.evaluation.grabcut import grabcut_refine
+from ifcn.trainer.core.clicks import Click
+from ifcn.trainer.core.inputs import PREV, batch_input
 from ifcn.trainer.inference import Predictor
-from ifcn.trainer.inputs import PREV, batch_input
+from ifcn.trainer.inference.grabcut import grabcut_refine
 from tests.demo_data import make_demo_checkpoint, sample_image
 from tests.eval_data import make_checkpoint
 
@@ -50,21 +50,21 @@ def test_predict_is_the_network_on_the_input_contract(interactive: Predictor) ->
     assert probability.shape == image.shape[:2] and probability.dtype == np.float32
     assert probability.min() >= 0.0 and probability.max() <= 1.0
     assert 0.05 < (probability > 0.5).mean() < 0.95  # calibrated: neither empty nor full
-    # The same numbers by hand from batch_input: (y, x, positive) tuples are read as Click(positive, y, x).
+    # The same numbers by hand from batch_input: (y, x, positive) tuples are read as Click(y, x, positive).
     batch = {"image": torch.from_numpy(image)[None],
              "pos": torch.tensor([[[36.0, 48.0], [60.0, 20.0]]]), "pos_valid": torch.ones(1, 2, dtype=torch.bool),
              "neg": torch.tensor([[[5.0, 6.0]]]), "neg_valid": torch.ones(1, 1, dtype=torch.bool)}
     with torch.no_grad():
         expected = torch.sigmoid(interactive.model(batch_input(batch, torch.device("cpu"))))[0, 0].numpy()
     np.testing.assert_allclose(probability, expected, atol=1e-6, rtol=0)
-    as_clicks = interactive.predict(image, [Click(c[2], c[0], c[1]) for c in CLICKS])
+    as_clicks = interactive.predict(image, [Click(*c) for c in CLICKS])
     np.testing.assert_array_equal(probability, as_clicks)
     assert not np.array_equal(probability, interactive.predict(image, CLICKS[:1]))  # clicks matter
 
 
 def test_predict_batch_is_what_the_noc_engine_calls(interactive: Predictor) -> None:
     images = np.stack([sample_image(0), sample_image(1)])
-    clicks = [[Click(True, 36, 48)], [Click(True, 30, 40), Click(False, 2, 2)]]
+    clicks = [[Click(36, 48, True)], [Click(30, 40, True), Click(2, 2, False)]]
     batched = interactive(torch.from_numpy(images).permute(0, 3, 1, 2), clicks)
     assert batched.shape == (2, *images.shape[1:3])
     for i in range(2):
@@ -74,7 +74,7 @@ def test_predict_batch_is_what_the_noc_engine_calls(interactive: Predictor) -> N
 def test_grabcut_refinement_is_an_argument(interactive: Predictor) -> None:
     image = sample_image(0)
     refined = interactive.predict(image, CLICKS, grabcut=True, threshold=0.5)
-    clicks = [Click(c[2], c[0], c[1]) for c in CLICKS]
+    clicks = [Click(*c) for c in CLICKS]
     expected = grabcut_refine(image, interactive.predict(image, CLICKS) > 0.5, clicks)
     assert set(np.unique(refined)) <= {0.0, 1.0}
     np.testing.assert_array_equal(refined.astype(bool), expected)

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from ifcn.shards.manifest import resolve_shards
-from ifcn.trainer.checkpoint import load_checkpoint, load_model
+from ifcn.trainer.core.checkpoint import load_checkpoint, load_model
+from ifcn.trainer.core.metrics import ConfusionMatrix, foreground_iou
+from ifcn.trainer.evaluation.validation import eval_items, validate_interactive, validate_semantic
 from ifcn.trainer.losses import interactive_loss, semantic_loss
-from ifcn.trainer.metrics import ConfusionMatrix, foreground_iou
 from ifcn.trainer.models import ModelConfig, build_model
 from ifcn.trainer.run_files import read_metrics
 from ifcn.trainer.schedule import Schedule
 from ifcn.trainer.train import TrainConfig, train
-from ifcn.trainer.validation import eval_items, validate_interactive, validate_semantic
 
 TINY = {"arch": "resnet18", "weights": "none", "crop": 64, "batch_size": 4, "workers": 0, "device": "cpu",
         "progress": False, "log_every": 5}

@@ -79,6 +79,12 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
          "[default: N/(N+1), 0.75 at N = 3: the number of extra rounds is then uniform in 0..N, as RITM draws it]")
 @setting("--prev-mask", is_flag=True, help="A sixth input channel with the previous prediction's probabilities "
          "(zero at the first click; needs --iterative), stored in the model; ifcn-eval feeds it.")
+@setting("--click-encoding", type=str, help="How clicks enter the network (interactive only), stored in the "
+         "checkpoint's input contract so evaluation, the Predictor, the export and the demo feed the same: distance = "
+         "truncated distance maps (iFCN), disk = binary disks of --disk-radius pixels (RITM).")
+@setting("--disk-radius", type=float, help="Disk radius in input pixels (with --click-encoding disk).")
+@setting("--loss", type=str, help="Interactive training loss: bce = binary cross-entropy, nfl = normalised focal "
+         "loss (RITM: focal weights with gamma 2, rescaled per image to sum to its pixel count).")
 @setting("--epochs", type=int, help="0 = no training: validate and save the initialised model (a baseline).")
 @setting("--batch-size", type=int, help="Per rank.")
 @setting("--crop", type=int, help="Square crop side (≥ 32).")

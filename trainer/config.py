@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ifcn.shards.check import TASKS
+from ifcn.trainer.core.input_spec import CLICK_ENCODINGS, InputSpec
+from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.iterative import MAX_ROUNDS, IterativeSettings, default_prob
+from ifcn.trainer.losses import INTERACTIVE_LOSSES
 from ifcn.trainer.models.config import INTERACTIVE_CHANNELS, PREV_MASK_CHANNELS, SEMANTIC_CHANNELS, ModelConfig
-from ifcn.trainer.precision import PRECISIONS
 from ifcn.trainer.schedule import SCHEDULES
 
 #: Semantic classes when `--num-classes` is not given (PASCAL VOC: background + 20).
@@ -30,6 +32,7 @@ PER_INVOCATION = frozenset({"out", "resume", "overwrite"})
 CHOICES: dict[str, tuple[Any, ...]] = {
     "task": TASKS, "stride": (8, 16, 32), "upsample": ("deconv", "bilinear"), "first_layer_init": ("zero", "mean"),
     "head": ("full", "light"), "schedule": SCHEDULES, "precision": tuple(PRECISIONS), "device": ("auto", "cpu", "cuda"),
+    "click_encoding": CLICK_ENCODINGS, "loss": tuple(INTERACTIVE_LOSSES),
 }
 
 
@@ -75,6 +78,9 @@ class TrainConfig:
     iterative: int = 0
     iterative_prob: float | None = None
     prev_mask: bool = False
+    click_encoding: str = "distance"
+    disk_radius: float = 5.0
+    loss: str = "bce"
     epochs: int = 20
     batch_size: int = 24
     crop: int = 384
@@ -160,6 +166,9 @@ class TrainConfig:
             (not self.prev_mask or self.iterative > 0, "--prev-mask needs --iterative N (N ≥ 1): without extra click "
              "rounds the previous-mask channel is zero in every training step, so the model would never learn to use "
              "the predictions `ifcn-eval noc` feeds it"),
+            (self.disk_radius > 0, f"--disk-radius must be > 0 (pixels), got {self.disk_radius}"),
+            (interactive or (self.click_encoding == "distance" and self.loss == "bce"), "--click-encoding and --loss "
+             "apply to the interactive task; --task semantic has no clicks and trains with cross-entropy. Drop them"),
             (self.init_from is None or self.weights in ("imagenet", "none"), "--init-from and --weights FILE both "
              "set the starting weights; pass only one"),
             (not (self.resume and self.overwrite), "--resume continues the run in --out, --overwrite moves it aside "
@@ -181,6 +190,12 @@ class TrainConfig:
         if not self.iterative:
             return None
         return IterativeSettings(self.iterative, self.effective_iterative_prob, self.seed, rank)
+
+    def input_spec(self) -> InputSpec:
+        """The network-input contract this run trains (and writes into its checkpoints)."""
+        interactive = self.task == "interactive"
+        return InputSpec(clicks=interactive, click_encoding=self.click_encoding if interactive else "distance",
+                         disk_radius=self.disk_radius, prev_mask=self.prev_mask)
 
     def model_config(self) -> ModelConfig:
         channels = SEMANTIC_CHANNELS if self.task == "semantic" else \

@@ -12,8 +12,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ifcn.trainer.checkpoint import load_checkpoint
 from ifcn.trainer.config import DEFAULT_FIRST_LAYER_INIT, VOC_CLASSES, SetupError, TrainConfig, flag, settings_of
+from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.iterative import default_prob
 
 LAST, BEST = "last.pt", "best.pt"

@@ -25,10 +25,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from ifcn.errors import InputError
+from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.demo.sessions import Session, SessionStore
-from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.evaluation.grabcut import grabcut_refine
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.grabcut import grabcut_refine
 from ifcn.trainer.inference.images import decode_image, list_images, read_image
 
 STATIC = Path(__file__).parent / "static"
@@ -238,7 +238,7 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
             raise HTTPException(422, f"click (y={body.y}, x={body.x}) lies outside the {w}x{h} image: y must be in "
                                      f"[0, {h - 1}] and x in [0, {w - 1}]")
         with session.lock:
-            session.clicks.append(Click(body.positive, body.y, body.x))
+            session.clicks.append(Click(body.y, body.x, body.positive))
             return predict(session)
 
     @app.post("/api/sessions/{session_id}/undo", response_model=SessionState, summary="Remove the last click")

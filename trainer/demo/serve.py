@@ -7,9 +7,9 @@ from pathlib import Path
 
 import uvicorn
 
+from ifcn.trainer.core.checkpoint import load_for
+from ifcn.trainer.core.device import resolve_device
 from ifcn.trainer.demo.app import DemoSettings, create_app
-from ifcn.trainer.distributed import resolve_device
-from ifcn.trainer.evaluation.api import load_for
 from ifcn.trainer.inference import Predictor
 
 
@@ -17,9 +17,9 @@ def run_demo(checkpoint: Path, settings: DemoSettings, *, host: str = "127.0.0.1
              device: str = "auto", log: Callable[[str], None] = print) -> None:
     """Serve the demo until interrupted; refuses a semantic checkpoint before binding the port."""
     dev = resolve_device(device)
-    model, config, _ = load_for("demo", checkpoint, dev)
+    model, config, spec, _ = load_for("demo", checkpoint, dev)
     # NHWC convolutions: oneDNN runs them ~15 % faster on the CPU, which is where most demos run.
-    predictor = Predictor(model, "interactive", dev, channels_last=dev.type == "cpu")
+    predictor = Predictor(model, "interactive", dev, channels_last=dev.type == "cpu", spec=spec)
     app = create_app(predictor, settings)
     shown = f"[{host}]" if ":" in host else host
     log(f"ifcn demo: {config.name} from {checkpoint} on {dev}; open http://{shown}:{port}/ (Ctrl-C stops)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.core.clicks import Click
 
 
 @dataclass

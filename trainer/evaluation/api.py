@@ -1,7 +1,7 @@
 """The typed entry points behind `ifcn-eval` (the CLI validates options and calls exactly one of these; tests too).
 
 `run_noc` is the interactive protocol of spec §6; `run_iou` and `run_miou` reuse the trainer's validation
-(`ifcn.trainer.validation`) so a number printed here is the number the trainer logged.
+(`ifcn.trainer.evaluation.validation`) so a number printed here is the number the trainer logged.
 """
 
 from __future__ import annotations
@@ -13,40 +13,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from ifcn.shards.manifest import ShardSet, resolve_shards
-from ifcn.trainer.checkpoint import load_model
-from ifcn.trainer.distributed import resolve_device
+from ifcn.trainer.core.checkpoint import load_for
+from ifcn.trainer.core.device import resolve_device
+from ifcn.trainer.core.precision import check_precision
 from ifcn.trainer.evaluation.datasets import resolve_datasets
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
 from ifcn.trainer.evaluation.objects import iter_objects
 from ifcn.trainer.evaluation.report import noc_table, summary_figures, write_combined, write_report, write_table
 from ifcn.trainer.evaluation.semantic import class_names, format_scores, semantic_summary, write_semantic_report
+from ifcn.trainer.evaluation.validation import validate_interactive, validate_semantic
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models.config import ModelConfig
-from ifcn.trainer.precision import check_precision
-from ifcn.trainer.validation import validate_interactive, validate_semantic
-
-#: Which checkpoint task each command needs, and the command to use instead.
-_TASK_OF = {"noc": "interactive", "iou": "interactive", "miou": "semantic", "demo": "interactive",
-            "predict": "semantic"}
-_OTHER = {"interactive": "`ifcn-eval noc` or `ifcn-eval iou`, or click on images with `ifcn-eval demo` or "
-                         "`ifcn.Predictor.predict(image, clicks)`",
-          "semantic": "`ifcn-eval miou`, or segment images with `ifcn-eval predict`"}
-
-
-def load_for(command: str, checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, ModelConfig,
-                                                                             dict[str, Any]]:
-    """Load a checkpoint's model for `command`, refusing one trained for the other task."""
-    model, config, state = load_model(Path(checkpoint), device)
-    want, got = _TASK_OF[command], state.get("task")
-    if got != want:
-        raise ValueError(f"{checkpoint}: a checkpoint of task {got!r}, but `ifcn-eval {command}` needs task "
-                           f"{want!r}; use it with {_OTHER.get(got, 'the command for its task')}, or pass "
-                           "another --checkpoint")
-    return model, config, state
 
 
 def _provenance(checkpoint: Path, config: ModelConfig, state: dict[str, Any], shards: ShardSet) -> dict[str, Any]:
@@ -73,8 +53,8 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
     datasets = resolve_datasets([shards] if isinstance(shards, str | Path) else shards)
     dev = resolve_device(device)
     check_precision(precision, dev)
-    model, config, state = load_for("noc", checkpoint, dev)
-    predictor = Predictor(model, "interactive", dev, precision, batch_invariant)
+    model, config, spec, state = load_for("noc", checkpoint, dev)
+    predictor = Predictor(model, "interactive", dev, precision, batch_invariant, spec=spec)
     ckpt = Path(checkpoint)
     name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
     label = label or f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
@@ -114,9 +94,9 @@ def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch
     shard_set = resolve_shards(shards)
     dev = resolve_device(device)
     check_precision(precision, dev)
-    model, config, state = load_for("iou", checkpoint, dev)
+    model, config, spec, state = load_for("iou", checkpoint, dev)
     result = validate_interactive(model, shard_set, dev, batch_size=batch_size, limit=limit, precision=precision,
-                                  check_digest=check_digest, prev_mask=config.prev_mask)
+                                  check_digest=check_digest, spec=spec)
     return {"command": "iou", **_provenance(Path(checkpoint), config, state, shard_set), **result}
 
 
@@ -130,7 +110,7 @@ def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batc
     shard_set = resolve_shards(shards)
     dev = resolve_device(device)
     check_precision(precision, dev)
-    model, config, state = load_for("miou", checkpoint, dev)
+    model, config, _, state = load_for("miou", checkpoint, dev)
     matrix = validate_semantic(model, shard_set, dev, config.num_classes, batch_size=batch_size, limit=limit,
                                precision=precision, check_digest=check_digest)
     scores = matrix.scores()

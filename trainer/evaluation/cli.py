@@ -14,11 +14,11 @@ from typing import Any
 import click
 
 from ifcn.cores import usable_cores
+from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
 from ifcn.trainer.evaluation.use_cli import USE_COMMANDS
-from ifcn.trainer.precision import PRECISIONS
 
 #: Clicker threads: the cores available, at most 8 (beyond that the forward pass dominates).
 DEFAULT_WORKERS = min(8, usable_cores())

@@ -21,12 +21,13 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from ifcn.trainer.error_clicks import STANDARD_THRESHOLD, standard_clicks
-from ifcn.trainer.evaluation.clicker import CLICKERS, Click, get_clicker
-from ifcn.trainer.evaluation.grabcut import grabcut_refine
+from ifcn.trainer.core.clicks import Click
+from ifcn.trainer.core.error_clicks import STANDARD_THRESHOLD, standard_clicks
+from ifcn.trainer.core.metrics import foreground_iou
+from ifcn.trainer.evaluation.clicker import CLICKERS, get_clicker
 from ifcn.trainer.evaluation.objects import EvalObject
 from ifcn.trainer.evaluation.predictor import Predictor
-from ifcn.trainer.metrics import foreground_iou
+from ifcn.trainer.inference.grabcut import grabcut_refine
 
 T = TypeVar("T")
 Refiner = Callable[[np.ndarray, np.ndarray, Sequence[Click]], np.ndarray]
@@ -101,7 +102,7 @@ def _map(pool: Executor | None, fn: Callable[..., T], jobs: Sequence[tuple]) -> 
 
 
 class DeviceClicker:
-    """The standard clicker for a whole batch at once on a device (`ifcn.trainer.error_clicks`): the same clicks as
+    """The standard clicker for a whole batch at once on a device (`ifcn.trainer.core.error_clicks`): the same clicks as
     `standard_click`, without per-object CPU work. Keeps the ground truths and the clicked pixels on the device."""
 
     def __init__(self, objects: Sequence[EvalObject], device: torch.device) -> None:
@@ -115,7 +116,7 @@ class DeviceClicker:
                                                   self.clicked)
         hit = found.nonzero()[:, 0]
         self.clicked[hit, ys[hit], xs[hit]] = True
-        return [Click(p, y, x) if f else None
+        return [Click(y, x, p) if f else None
                 for f, p, y, x in zip(found.tolist(), positive.tolist(), ys.tolist(), xs.tolist(), strict=True)]
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ifcn.io import atomic_write_bytes
 from ifcn.plotting import new_figure, save_png
-from ifcn.trainer.metrics import SemanticScores
+from ifcn.trainer.core.metrics import SemanticScores
 
 #: PASCAL VOC class names by class index (0 = background).
 VOC_CLASSES = (

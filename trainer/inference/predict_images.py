@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from ifcn.errors import InputError
 from ifcn.io import write_json
-from ifcn.trainer.distributed import resolve_device
-from ifcn.trainer.evaluation.api import load_for
+from ifcn.trainer.core.checkpoint import load_for
+from ifcn.trainer.core.device import resolve_device
 from ifcn.trainer.evaluation.semantic import class_names
 from ifcn.trainer.inference.images import read_image
 from ifcn.trainer.inference.predictor import Predictor
@@ -86,8 +86,8 @@ def run_predict(checkpoint: Path, images: str | Path, out: Path, *, fmt: str = "
     out = Path(out)
     check_writable(out)
     dev = resolve_device(device)
-    model, config, _ = load_for("predict", Path(checkpoint), dev)
-    predictor = Predictor(model, "semantic", dev)
+    model, config, spec, _ = load_for("predict", Path(checkpoint), dev)
+    predictor = Predictor(model, "semantic", dev, spec=spec)
     names = class_names(config.num_classes)
     results: dict[str, Any] = {}
     skipped: list[dict[str, str]] = []

@@ -71,7 +71,7 @@ def ramp(start: int, size: int, length: int, overlap: int) -> np.ndarray:
 
 def _forward(predictor: Predictor, image: np.ndarray) -> torch.Tensor:
     """(C, h, w) float32 logits of one RGB uint8 image, on the CPU."""
-    return predictor.logits(predictor.image_tensor(image))[0].cpu()
+    return predictor.logits(predictor.image_batch([image]))[0].cpu()
 
 
 def tiled_logits(predictor: Predictor, image: np.ndarray, tile: int, overlap: int) -> torch.Tensor:

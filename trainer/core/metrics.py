@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from ifcn.shards.records import VOID
-from ifcn.trainer.distributed import all_reduce_sum
+from ifcn.trainer.core.device import all_reduce_sum
 
 
 @dataclass(frozen=True)
