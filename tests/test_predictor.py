@@ -76,8 +76,8 @@ def test_grabcut_refinement_is_an_argument(interactive: Predictor) -> None:
     refined = interactive.predict(image, CLICKS, grabcut=True, threshold=0.5)
     clicks = [Click(*c) for c in CLICKS]
     expected = grabcut_refine(image, interactive.predict(image, CLICKS) > 0.5, clicks)
-    assert set(np.unique(refined)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(refined.astype(bool), expected)
+    assert refined.dtype == bool
+    np.testing.assert_array_equal(refined, expected)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (20, 33), (31, 64)])
@@ -93,8 +93,10 @@ def test_bad_inputs_are_refused_with_a_message(interactive: Predictor, checkpoin
         interactive.predict(image, [(72, 3, True)])
     with pytest.raises(ValueError, match="outside"):
         interactive.predict(image, [(0, -1, False)])
-    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
-        interactive.predict(image.astype(np.float32), [])
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) RGB"):
+        interactive.predict(image[:, :, :2], [])
+    with pytest.raises(ValueError, match=r"a click is a Click or a \(y, x, positive\) tuple"):
+        interactive.predict(image, [(1, 2)])
     with pytest.raises(ValueError, match="needs one click list per image"):
         interactive.predict_batch(torch.from_numpy(image).permute(2, 0, 1)[None])
     semantic = Predictor.from_checkpoint(checkpoints["semantic"], device="cpu")
@@ -121,7 +123,7 @@ def test_a_prev_mask_model_takes_the_previous_probabilities(interactive: Predict
              "pos_valid": torch.ones(1, 1, dtype=torch.bool), "neg": torch.tensor([[[5.0, 6.0]]]),
              "neg_valid": torch.ones(1, 1, dtype=torch.bool), PREV: torch.from_numpy(first)[None]}
     with torch.no_grad():
-        expected = torch.sigmoid(predictor.model(batch_input(batch, torch.device("cpu"), prev_mask=True)))[0, 0]
+        expected = torch.sigmoid(predictor.model(batch_input(batch, torch.device("cpu"), predictor.spec)))[0, 0]
     np.testing.assert_allclose(second, expected.numpy(), atol=1e-6, rtol=0)
     assert np.abs(second - predictor.predict(image, CLICKS[:2])).max() > 1e-3  # the channel is used
     np.testing.assert_array_equal(predictor.predict(image, CLICKS[:2], prev=np.zeros(image.shape[:2])),
@@ -132,3 +134,56 @@ def test_a_prev_mask_model_takes_the_previous_probabilities(interactive: Predict
         predictor.predict(image, CLICKS, prev=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="no previous-mask channel"):
         interactive.predict(image, CLICKS, prev=first)
+
+
+def test_predictor_is_listed_by_dir_ifcn() -> None:
+    import ifcn
+
+    assert "Predictor" in dir(ifcn)
+
+
+def test_every_image_form_gives_the_same_prediction(interactive: Predictor) -> None:
+    from PIL import Image
+
+    image = sample_image(0)
+    expected = interactive.predict(image, CLICKS)
+    forms = [Image.fromarray(image), image.astype(np.float32) / 255, torch.from_numpy(image).permute(2, 0, 1),
+             torch.from_numpy(image).permute(2, 0, 1).float() / 255,
+             np.concatenate([image, np.full((*image.shape[:2], 1), 255, np.uint8)], axis=2)]  # RGBA
+    for form in forms:
+        np.testing.assert_allclose(interactive.predict(form, CLICKS), expected, atol=1e-6, rtol=0)
+    grey = image[:, :, 0]
+    np.testing.assert_array_equal(interactive.predict(grey, CLICKS),
+                                  interactive.predict(np.repeat(grey[:, :, None], 3, axis=2), CLICKS))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        interactive.predict(image.astype(np.float32), CLICKS)  # floats in 0..255: a clear error, not garbage
+
+
+def test_threshold_none_gives_probabilities_and_a_float_gives_a_bool_mask(interactive: Predictor) -> None:
+    image = sample_image(0)
+    probability = interactive.predict(image, CLICKS)
+    mask = interactive.predict(image, CLICKS, threshold=0.3)
+    assert probability.dtype == np.float32 and mask.dtype == bool
+    np.testing.assert_array_equal(mask, probability > 0.3)
+    refined = interactive.predict(image, CLICKS, threshold=0.3, grabcut=True)
+    assert refined.dtype == bool
+    np.testing.assert_array_equal(refined, grabcut_refine(image, probability > 0.3, [Click(*c) for c in CLICKS]))
+    assert interactive.predict(image, CLICKS, grabcut=True).dtype == bool  # default threshold 0.5
+
+
+def test_predict_batch_takes_the_same_images_and_clicks_as_predict(interactive: Predictor) -> None:
+    images = [sample_image(0), sample_image(1)]
+    clicks = [CLICKS, [Click(10, 12, True)]]
+    batch = interactive.predict_batch(images, clicks).numpy()
+    for i in range(2):
+        np.testing.assert_allclose(batch[i], interactive.predict(images[i], clicks[i]), atol=1e-5, rtol=0)
+
+
+def test_any_torch_device_string_is_accepted(checkpoints: dict[str, Path]) -> None:
+    predictor = Predictor.from_checkpoint(checkpoints["interactive"], device=torch.device("cpu"))
+    assert predictor.device == torch.device("cpu")
+    with pytest.raises(ValueError, match="no such device"):
+        Predictor.from_checkpoint(checkpoints["interactive"], device="cuda:7" if torch.cuda.is_available() else
+                                  "cuda:0")
+    with pytest.raises(ValueError, match="not a torch device"):
+        Predictor.from_checkpoint(checkpoints["interactive"], device="gpu please")
