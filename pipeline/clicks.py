@@ -47,11 +47,10 @@ import numpy as np
 from scipy import ndimage
 
 from ifcn.distance import distance_inside, distance_outside, exact_squared
-from ifcn.shards.records import VOID, ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
+from ifcn.labels import BACKGROUND, MAX_OBJECT_ID, VOID, object_class
+from ifcn.shards.records import ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
 
 COUNT_MODES = ("random", "fixed")
-BACKGROUND = 0
-MAX_OBJECT_ID = 254
 SKIP_SMALL = "small"
 SKIP_LOW_BOX_FILL = "low_box_fill"
 SKIP_NO_POSITIVE = "no_positive_candidate"
@@ -385,11 +384,6 @@ def sample_pair(cands: ObjectCandidates, config: ClickConfig, rng: np.random.Gen
     return ClickPair(strategy, _points(pos), _points(neg))
 
 
-def _majority_class(values: np.ndarray) -> int:
-    values = values[(values != BACKGROUND) & (values != VOID)]
-    return int(np.bincount(values).argmax()) if values.size else 0
-
-
 def _check_maps(key: str, object_map: np.ndarray, class_map: np.ndarray) -> None:
     if object_map.ndim != 2 or not np.issubdtype(object_map.dtype, np.integer):
         raise ValueError(f"{key}: the object map must be a 2-D integer index array (got {object_map.dtype}, "
@@ -410,7 +404,7 @@ def sample_image_clicks(key: str, object_map: np.ndarray, class_map: np.ndarray,
     for object_id, box in objects.boxes.items():
         mask = object_map[box] == object_id
         area = int(np.count_nonzero(mask))
-        cls = _majority_class(class_map[box][mask])
+        cls = object_class(class_map[box][mask])
         if area < config.min_area:
             skipped.append(SkippedObject(object_id, cls, area, SKIP_SMALL))
             continue

@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ifcn.shards.records import VOID
+from ifcn.labels import VOID
 from ifcn.trainer.cli import main
 from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.core.clicks import Click

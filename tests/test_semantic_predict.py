@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
 
+from ifcn.labels import VOC_CLASSES
 from ifcn.palette import VOC_PALETTE
 from ifcn.trainer.evaluation.cli import main
-from ifcn.trainer.evaluation.semantic import VOC_CLASSES
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.render import class_shares, overlay_image
 from ifcn.trainer.inference.semantic import Sizing, ramp, segment, tile_starts, tiled_logits, upsampled_argmax

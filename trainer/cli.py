@@ -18,6 +18,7 @@ from click.core import ParameterSource
 from ifcn.disk import DiskFullError
 from ifcn.errors import InputError
 from ifcn.trainer.config import CHOICES, TrainConfig, config_from_flags, default_workers
+from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.train import SetupError, train
 
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
@@ -97,7 +98,7 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
 @setting("--precision", help="Autocast dtype (fp16 needs CUDA).")
 @setting("--channels-last", is_flag=True, help="NHWC memory format (faster convolutions on recent GPUs).")
 @setting("--compile", is_flag=True, help="torch.compile the model.")
-@setting("--device", help="auto = CUDA when available.")
+@setting("--device", help=DEVICE_HELP + ".")
 @setting("--workers", type=int, help="DataLoader worker processes per rank that decode and augment (0 = in the "
          "training process).")
 @setting("--shuffle-items", type=int, help="Items one loader worker shuffles together (its batch group, rounded down "

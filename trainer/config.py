@@ -10,13 +10,15 @@ setting them for the other task can be refused; so is `iterative_prob`, which ap
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ifcn.shards.check import TASKS
+from ifcn.cores import usable_cores
+from ifcn.labels import VOC_CLASSES
+from ifcn.trainer.core.device import parse_device
 from ifcn.trainer.core.input_spec import CLICK_ENCODINGS, InputSpec
+from ifcn.trainer.core.names import TASKS
 from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.iterative import MAX_ROUNDS, IterativeSettings, default_prob
 from ifcn.trainer.losses import INTERACTIVE_LOSSES
@@ -24,14 +26,14 @@ from ifcn.trainer.models.config import INTERACTIVE_CHANNELS, PREV_MASK_CHANNELS,
 from ifcn.trainer.schedule import SCHEDULES
 
 #: Semantic classes when `--num-classes` is not given (PASCAL VOC: background + 20).
-VOC_CLASSES = 21
+DEFAULT_NUM_CLASSES = len(VOC_CLASSES)
 #: Click-channel initialisation when `--first-layer-init` is not given.
 DEFAULT_FIRST_LAYER_INIT = "zero"
 #: Settings that describe one invocation, never taken over from a stored configuration.
 PER_INVOCATION = frozenset({"out", "resume", "overwrite"})
 CHOICES: dict[str, tuple[Any, ...]] = {
     "task": TASKS, "stride": (8, 16, 32), "upsample": ("deconv", "bilinear"), "first_layer_init": ("zero", "mean"),
-    "head": ("full", "light"), "schedule": SCHEDULES, "precision": tuple(PRECISIONS), "device": ("auto", "cpu", "cuda"),
+    "head": ("full", "light"), "schedule": SCHEDULES, "precision": tuple(PRECISIONS),
     "click_encoding": CLICK_ENCODINGS, "loss": tuple(INTERACTIVE_LOSSES),
 }
 
@@ -40,17 +42,9 @@ class SetupError(ValueError):
     """A bad flag, file or resume state found before training started."""
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one, e.g. under a batch scheduler)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def default_workers() -> int:
     """DataLoader workers per rank by default: 4, never more than the machine's cores."""
-    return min(4, available_cores())
+    return min(4, usable_cores())
 
 
 def flag(name: str) -> str:
@@ -126,6 +120,10 @@ class TrainConfig:
             get_backbone(self.arch)
         except ValueError as e:
             checks.append((False, f"--arch: {e}"))
+        try:
+            parse_device(self.device)
+        except ValueError as e:
+            checks.append((False, f"--device: {e}"))
         lo, hi = self.scale_range
         interactive = self.task == "interactive"
         checks.extend([
@@ -178,7 +176,7 @@ class TrainConfig:
 
     @property
     def effective_num_classes(self) -> int:
-        return 1 if self.task == "interactive" else (self.num_classes or VOC_CLASSES)
+        return 1 if self.task == "interactive" else (self.num_classes or DEFAULT_NUM_CLASSES)
 
     @property
     def effective_iterative_prob(self) -> float:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ifcn.shards.records import VOID
+from ifcn.labels import VOID
 from ifcn.trainer.core.clickmaps import DEFAULT_SPEC
 from ifcn.trainer.core.error_clicks import STANDARD_THRESHOLD, standard_clicks
 from ifcn.trainer.core.input_spec import InputSpec

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ifcn.shards.records import VOID
+from ifcn.labels import VOID
 
 
 def interactive_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

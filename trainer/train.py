@@ -28,6 +28,7 @@ from ifcn.trainer.config import SetupError, TrainConfig
 from ifcn.trainer.console import Console, format_validation
 from ifcn.trainer.core.checkpoint import init_from_checkpoint, save_checkpoint
 from ifcn.trainer.core.device import all_reduce_sum
+from ifcn.trainer.core.names import BEST, LAST
 from ifcn.trainer.core.precision import check_precision
 from ifcn.trainer.data.augment import AugmentConfig
 from ifcn.trainer.data.epoch_plan import steps_per_epoch
@@ -46,7 +47,7 @@ from ifcn.trainer.evaluation.validation import validate_interactive, validate_se
 from ifcn.trainer.loop import EpochOutcome, StepSettings, train_one_epoch
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.resume import load_resume_state
-from ifcn.trainer.run_files import BEST, DISK_FIX, LAST, TENSORBOARD, RunFiles
+from ifcn.trainer.run_files import DISK_FIX, TENSORBOARD, RunFiles
 from ifcn.trainer.run_folder import check_run_folder, claim_run_folder
 from ifcn.trainer.run_state import Progress, model_only, restore_training, training_state
 from ifcn.trainer.schedule import Schedule, make_scheduler

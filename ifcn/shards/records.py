@@ -33,8 +33,6 @@ FIELDS = (*IMAGE_FIELDS, *LABEL_FIELDS, FIELD_DIGEST)
 _MAGIC = {FIELD_JPEG: b"\xff\xd8\xff", FIELD_PNG: b"\x89PNG\r\n\x1a\n"}
 
 Point = tuple[int, int]  # (y, x) in pixels of the original image
-#: Index of void pixels (object boundaries, ambiguous regions) in class and object maps: ignored, never a label.
-VOID = 255
 
 
 @dataclass(frozen=True)

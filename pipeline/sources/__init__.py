@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ifcn.errors import InputError
-from ifcn.shards.records import VOID
+from ifcn.labels import VOID
 
 if TYPE_CHECKING:
     from ifcn.pipeline.synth import SynthConfig

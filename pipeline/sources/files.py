@@ -22,7 +22,8 @@ import simplejpeg
 from PIL import Image
 
 from ifcn.errors import InputError
-from ifcn.shards.records import FIELD_JPEG, FIELD_PNG, VOID, image_field
+from ifcn.labels import VOID
+from ifcn.shards.records import FIELD_JPEG, FIELD_PNG, image_field
 
 #: Characters a key must not contain: a dot splits webdataset keys, slashes make folders, spaces break list files.
 _BAD_KEY_CHARS = re.compile(r"[./\\\s]")

@@ -14,15 +14,23 @@ def _available(device: torch.device) -> bool:
     return True
 
 
+def parse_device(choice: str | torch.device) -> torch.device | None:
+    """The torch device a `--device` value names (None for `auto`), without looking for it on this machine; a
+    ValueError when it names none."""
+    if isinstance(choice, str) and choice == "auto":
+        return None
+    try:
+        return torch.device(choice)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device {choice!r} is not a torch device ({e}); use auto, cpu, cuda, cuda:N or mps") from None
+
+
 def resolve_device(choice: str | torch.device) -> torch.device:
     """`auto` -> CUDA when present, else the CPU; any other torch device string (`cpu`, `cuda:1`, `mps`) or
     `torch.device` as it is, refused with a message when this machine has no such device."""
-    if isinstance(choice, str) and choice == "auto":
+    device = parse_device(choice)
+    if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(choice)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device {choice!r} is not a torch device ({e}); use auto, cpu, cuda, cuda:N or mps") from None
     if not _available(device):
         raise ValueError(f"device {str(device)!r}: no such device is visible on this machine; use cpu (or auto)")
     return device

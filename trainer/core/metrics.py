@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ifcn.shards.records import VOID
+from ifcn.labels import VOID
 from ifcn.trainer.core.device import all_reduce_sum
 
 

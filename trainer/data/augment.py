@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ifcn.shards.records import VOID
+from ifcn.labels import VOID
 from ifcn.trainer.data.items import Item, item_target
 from ifcn.trainer.core.input_spec import IMAGENET_MEAN
 

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ifcn.cores import usable_cores
+from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
@@ -54,8 +55,7 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                      help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                     help="auto = CUDA when available."),
+        click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "."),
         click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True,
                      help="Most images (objects for noc) per forward pass."),
         click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fp32", show_default=True,

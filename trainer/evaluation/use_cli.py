@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.evaluation.cli_errors import user_errors
 
 #: `ifcn-eval predict --max-side` default (see the README's measurement of whole, downscaled and tiled prediction).
@@ -17,8 +18,7 @@ DEFAULT_MAX_SIDE = 1024
 
 _CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                            help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt).")
-_DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                       help="auto = CUDA when available.")
+_DEVICE = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + ".")
 
 
 @click.command()

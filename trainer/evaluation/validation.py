@@ -15,10 +15,10 @@ from itertools import islice
 import numpy as np
 import torch
 
+from ifcn.labels import VOID
 from ifcn.shards.counts import read_counted
 from ifcn.shards.manifest import ShardSet
 from ifcn.shards.reader import sample_errors
-from ifcn.shards.records import VOID
 from ifcn.trainer.core.device import all_reduce_sum, rank_and_world
 from ifcn.trainer.core.input_spec import InputSpec
 from ifcn.trainer.core.inputs import batch_input

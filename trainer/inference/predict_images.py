@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from ifcn.errors import InputError
 from ifcn.io import write_json
+from ifcn.labels import class_names
 from ifcn.trainer.core.checkpoint import load_for
 from ifcn.trainer.core.device import resolve_device
-from ifcn.trainer.evaluation.semantic import class_names
 from ifcn.trainer.inference.images import read_image
 from ifcn.trainer.inference.predictor import Predictor
 from ifcn.trainer.inference.render import FORMATS, SUFFIX, class_shares, write_output
