@@ -29,7 +29,7 @@ from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.demo.sessions import Session, SessionStore
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.grabcut import grabcut_refine
-from ifcn.trainer.inference.images import decode_image, list_images, read_image
+from ifcn.trainer.inference.images import decode_user_photo, list_images, read_image
 
 STATIC = Path(__file__).parent / "static"
 #: HTTP status of each image-reading error kind.
@@ -201,7 +201,7 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
             raise HTTPException(413, f"{name}: larger than the server's limit of {settings.max_upload_mb:g} MB; "
                                      "downscale it or restart the demo with a larger --max-upload-mb")
         try:
-            loaded = decode_image(data, name, settings.max_side)
+            loaded = decode_user_photo(data, name, settings.max_side)
         except InputError as e:
             raise _input_error(e) from None
         return _state(store.create(name, loaded.rgb, loaded.original_size), settings.threshold)

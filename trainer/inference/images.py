@@ -1,4 +1,6 @@
-"""Reading users' images for inference: any format PIL reads, EXIF orientation applied, RGB uint8, size limits.
+"""Reading users' photos for inference: any format PIL reads, RGB uint8, size limits, as displayed: the EXIF
+orientation is applied, so masks come back in the orientation the user sees. (Dataset images are decoded as stored,
+EXIF ignored, by `ifcn.shards.records.decode_dataset_image`: their masks are drawn on the stored pixels.)
 
 Errors are `InputError`s with a stable `kind` (`not_an_image`, `corrupt_image`, `too_many_pixels`), so the web demo
 can answer each with its own 4xx status and `ifcn-eval predict` can skip or stop with a message that names the file.
@@ -38,8 +40,9 @@ def fit_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def decode_image(data: bytes, source: str, max_side: int | None = None) -> LoadedImage:
-    """Decode image bytes (`source` names them in errors); a long side over `max_side` is downscaled (area filter)."""
+def decode_user_photo(data: bytes, source: str, max_side: int | None = None) -> LoadedImage:
+    """Decode a user's photo as displayed (EXIF orientation applied; `source` names it in errors); a long side
+    over `max_side` is downscaled (area filter)."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
             width, height = opened.size
@@ -64,13 +67,13 @@ def decode_image(data: bytes, source: str, max_side: int | None = None) -> Loade
 
 
 def read_image(path: Path, max_side: int | None = None) -> LoadedImage:
-    """`decode_image` of a file; a missing or unreadable file is an `InputError` naming it."""
+    """`decode_user_photo` of a file; a missing or unreadable file is an `InputError` naming it."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise InputError(path, f"cannot read the file ({e.strerror})", "check the path and its permissions",
                          kind="unreadable") from None
-    return decode_image(data, str(path), max_side)
+    return decode_user_photo(data, str(path), max_side)
 
 
 def is_image_name(path: Path) -> bool:
