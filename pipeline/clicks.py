@@ -47,6 +47,7 @@ import numpy as np
 from scipy import ndimage
 
 from ifcn.distance import distance_inside, distance_outside, exact_squared
+from ifcn.flags import flag
 from ifcn.labels import BACKGROUND, MAX_OBJECT_ID, VOID, object_class
 from ifcn.shards.records import ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
 
@@ -72,20 +73,16 @@ MAX_MIN_AREA = MAX_DISTANCE * MAX_DISTANCE
 MAX_SEED = 2**63 - 1
 
 
-def _option(field: str) -> str:
-    return "--" + field.replace("_", "-")
-
-
 def _check_maximum(field: str, value: float, maximum: float | None, why: str) -> None:
     if maximum is not None and value > maximum:
-        raise ValueError(f"{_option(field)} must be at most {maximum:,} (got {value!r}): {why}")
+        raise ValueError(f"{flag(field)} must be at most {maximum:,} (got {value!r}): {why}")
 
 
 def _valid_number(field: str, value: object, minimum: float, maximum: float | None = None, why: str = "") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{_option(field)} must be a finite number (got {value!r})")
+        raise ValueError(f"{flag(field)} must be a finite number (got {value!r})")
     if value < minimum:
-        raise ValueError(f"{_option(field)} must be at least {minimum:g} (got {value!r})")
+        raise ValueError(f"{flag(field)} must be at least {minimum:g} (got {value!r})")
     _check_maximum(field, value, maximum, why)
     return float(value)
 
@@ -94,9 +91,9 @@ def valid_int(field: str, value: object, minimum: int, maximum: int | None = Non
     """`value` as an int when it is a whole number within minimum..maximum; else a ValueError naming the CLI option of
     `field` (and `why` an upper limit exists: an absurd value would run for days or exhaust memory, not fail)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{_option(field)} must be a whole number (got {value!r})")
+        raise ValueError(f"{flag(field)} must be a whole number (got {value!r})")
     if value < minimum:
-        raise ValueError(f"{_option(field)} must be at least {minimum} (got {value!r})")
+        raise ValueError(f"{flag(field)} must be at least {minimum} (got {value!r})")
     _check_maximum(field, value, maximum, why)
     return int(value)
 

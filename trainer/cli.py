@@ -17,6 +17,7 @@ from click.core import ParameterSource
 
 from ifcn.disk import DiskFullError
 from ifcn.errors import InputError
+from ifcn.flags import setting_name
 from ifcn.trainer.config import CHOICES, TrainConfig, config_from_flags, default_workers
 from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.train import SetupError, train
@@ -36,7 +37,7 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
             secondary: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """An option for the TrainConfig setting named by its flag, with no default of its own (see the module doc); the
     help text ends with the setting's choices and default."""
-    name = decls[0].lstrip("-").replace("-", "_")
+    name = setting_name(decls[0])
     extra = []
     if name in CHOICES:
         extra.append(" | ".join(map(str, CHOICES[name])))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ifcn.cores import usable_cores
+from ifcn.flags import flag
 from ifcn.labels import VOC_CLASSES
 from ifcn.trainer.core.device import parse_device
 from ifcn.trainer.core.input_spec import CLICK_ENCODINGS, InputSpec
@@ -22,7 +23,7 @@ from ifcn.trainer.core.names import TASKS
 from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.iterative import MAX_ROUNDS, IterativeSettings, default_prob
 from ifcn.trainer.losses import INTERACTIVE_LOSSES
-from ifcn.trainer.models.config import INTERACTIVE_CHANNELS, PREV_MASK_CHANNELS, SEMANTIC_CHANNELS, ModelConfig
+from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.schedule import SCHEDULES
 
 #: Semantic classes when `--num-classes` is not given (PASCAL VOC: background + 20).
@@ -45,11 +46,6 @@ class SetupError(ValueError):
 def default_workers() -> int:
     """DataLoader workers per rank by default: 4, never more than the machine's cores."""
     return min(4, usable_cores())
-
-
-def flag(name: str) -> str:
-    """The command-line flag of a setting: `val_shards` -> `--val-shards`."""
-    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -196,8 +192,7 @@ class TrainConfig:
                          disk_radius=self.disk_radius, prev_mask=self.prev_mask)
 
     def model_config(self) -> ModelConfig:
-        channels = SEMANTIC_CHANNELS if self.task == "semantic" else \
-            PREV_MASK_CHANNELS if self.prev_mask else INTERACTIVE_CHANNELS
+        channels = self.input_spec().channels
         return ModelConfig(backbone=self.arch, stride=self.stride, upsample=self.upsample,
                            in_channels=channels, num_classes=self.effective_num_classes,
                            weights="none" if self.init_from else self.weights,

@@ -29,7 +29,7 @@ from ifcn.labels import VOID
 from ifcn.trainer.core.clickmaps import DEFAULT_SPEC
 from ifcn.trainer.core.error_clicks import STANDARD_THRESHOLD, standard_clicks
 from ifcn.trainer.core.input_spec import InputSpec
-from ifcn.trainer.core.inputs import PREV, batch_input
+from ifcn.trainer.core.inputs import INPUT_KEYS, PREV, batch_input
 from ifcn.trainer.core.precision import autocast
 from ifcn.trainer.evaluation.validation import EvalMode
 
@@ -38,7 +38,7 @@ MAX_ROUNDS = 20
 #: Keeps the rounds' generator apart from the data order's, which is seeded by (seed, epoch, rank, group).
 _STREAM = 12
 #: What the rounds need of a batch on the device.
-_KEYS = ("image", "target", "pos", "pos_valid", "neg", "neg_valid")
+_KEYS = (*INPUT_KEYS, "target")
 
 
 def default_prob(max_rounds: int) -> float:

@@ -12,12 +12,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ifcn.flags import flag
 from ifcn.trainer.config import (
     DEFAULT_FIRST_LAYER_INIT,
     DEFAULT_NUM_CLASSES,
     SetupError,
     TrainConfig,
-    flag,
     settings_of,
 )
 from ifcn.trainer.core.checkpoint import load_checkpoint
