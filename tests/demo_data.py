@@ -7,11 +7,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from ifcn.trainer.checkpoint import save_checkpoint
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model
 
+#: The address the demo tests' servers bind and their requests name in `Host`: the demo's default, which it answers
+#: (any other name is refused, against DNS rebinding).
+DEMO_HOST = "127.0.0.1"
 #: (height, width) of the demo test images: small, and not square so that x/y mix-ups show.
 IMAGE_SIZE = (72, 96)
 
@@ -56,3 +61,8 @@ def make_demo_checkpoint(path: Path, backbone: str = "resnet18", prev_mask: bool
     save_checkpoint(path, {"model_config": model.config.to_dict(), "task": "interactive",
                            "model": model.state_dict(), "manifest_id": "fixed"})
     return path
+
+
+def demo_client(app: FastAPI) -> TestClient:
+    """A test client of the demo app that sends `Host: DEMO_HOST` and gets 5xx as responses (not exceptions)."""
+    return TestClient(app, base_url=f"http://{DEMO_HOST}", raise_server_exceptions=False)
