@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -39,6 +41,20 @@ def write_images(folder: Path, count: int = 2, size: tuple[int, int] = IMAGE_SIZ
         assert ok
         (folder / f"img-{i}.jpg").write_bytes(data.tobytes())
     return folder
+
+
+def grey_png(width: int, height: int, rows: int | None = None) -> bytes:
+    """A black 8-bit grey PNG of `width` x `height`, compressed row by row (13000² is ~170 KB, never 169 MB in
+    memory); `rows` < `height` stores only that many rows: a file whose header claims more than it holds."""
+    compressor = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte 0, then the pixels
+    pixels = b"".join(compressor.compress(row) for _ in range(height if rows is None else rows)) + compressor.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def calibrated_model(backbone: str = "resnet18", prev_mask: bool = False) -> torch.nn.Module:

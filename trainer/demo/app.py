@@ -175,6 +175,7 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
     app = FastAPI(title="ifcn interactive segmentation", docs_url=None, redoc_url=None,
                   description="Click on an object, get its mask. Create a session from an image (upload or a "
                               "file of the server's --images folder), add clicks, read or download the mask.")
+    app.state.sessions = store  # for tests and tools that inspect the server's memory
     json_errors.install(app)
     too_large = (f"the request is larger than the server's limit of {settings.max_upload_mb:g} MB; downscale the "
                  "image or restart the demo with a larger --max-upload-mb")
