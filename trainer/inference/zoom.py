@@ -1,0 +1,175 @@
+"""Zoom-in inference (RITM, FocalClick): after the first clicks, predict on a crop around the object, not the photo.
+
+The network then sees the object at a fixed working size whatever the photo's size: thin parts get more pixels on
+a large photo, and a click on a 4000×3000 photo costs one 400-px forward pass instead of a 12-megapixel one. The
+crop is the box around the previous mask (probability > 0.5) and the positive clicks (a negative click acts on a
+false positive, which the previous mask holds), grown by
+`expansion` about its centre (never under `min_side` pixels), kept inside the image, and resized so that its long
+side is `target` pixels. The crop's probabilities are resized back and pasted into the previous probabilities; the
+rest of the photo keeps them.
+
+At scale 1 (a crop that is the whole image, with `target` its long side) every step is exact: the result equals
+whole-image prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+
+class ClickPoint(Protocol):
+    """A click as the zoom needs it: pixel (y, x) and its sign."""
+
+    y: int
+    x: int
+    positive: bool
+
+
+@dataclass(frozen=True)
+class ZoomSettings:
+    """How to zoom: the crop's working long side, growth about the object box, smallest crop, clicks before zooming."""
+
+    target: int = 400
+    expansion: float = 1.4
+    min_side: int = 100
+    skip_clicks: int = 1
+
+    def __post_init__(self) -> None:
+        if self.target < 32:
+            raise ValueError(f"the zoom target must be at least 32 px (the backbones' smallest input), "
+                             f"got {self.target}")
+        if self.expansion < 1.0:
+            raise ValueError(f"the zoom expansion must be >= 1 (a crop never smaller than the object), got "
+                             f"{self.expansion}")
+        if self.min_side < 1 or self.skip_clicks < 0:
+            raise ValueError("the zoom's min_side must be >= 1 and skip_clicks >= 0")
+
+
+@dataclass(frozen=True)
+class View:
+    """A crop [y0, y1) x [x0, x1) of an image, seen by the network at height x width pixels."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    height: int
+    width: int
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Network pixels per image pixel, (vertical, horizontal)."""
+        return self.height / (self.y1 - self.y0), self.width / (self.x1 - self.x0)
+
+    def to_view(self, y: int, x: int) -> tuple[int, int]:
+        """An image pixel's coordinates in the network's view (pixel centres map onto pixel centres), clamped."""
+        sy, sx = self.scale
+        vy = round((y - self.y0 + 0.5) * sy - 0.5)
+        vx = round((x - self.x0 + 0.5) * sx - 0.5)
+        return min(max(vy, 0), self.height - 1), min(max(vx, 0), self.width - 1)
+
+    def contains(self, y: int, x: int) -> bool:
+        return self.y0 <= y < self.y1 and self.x0 <= x < self.x1
+
+
+def _span(low: int, high: int, size: int, limit: int) -> tuple[int, int]:
+    """A [start, end) interval of `size` (at most `limit`) centred on [low, high], shifted to lie inside [0, limit)."""
+    size = min(size, limit)
+    start = (low + high + 1 - size) // 2
+    start = min(max(start, 0), limit - size)
+    return start, start + size
+
+
+def object_view(shape: tuple[int, int], clicks: Sequence[ClickPoint], prev: torch.Tensor | None,
+                settings: ZoomSettings) -> View | None:
+    """The crop to predict on for one object, or None for the whole image (too few clicks yet).
+
+    `prev` is the object's previous probabilities (H, W), or None before any prediction.
+    """
+    if len(clicks) <= settings.skip_clicks:
+        return None
+    h, w = shape
+    ys = [c.y for c in clicks if c.positive]
+    xs = [c.x for c in clicks if c.positive]
+    if prev is not None:
+        rows = torch.nonzero((prev > 0.5).any(dim=1)).flatten()
+        cols = torch.nonzero((prev > 0.5).any(dim=0)).flatten()
+        if rows.numel():
+            ys += [int(rows[0]), int(rows[-1])]
+            xs += [int(cols[0]), int(cols[-1])]
+    if not ys:  # only negative clicks and an empty mask: nothing to zoom on
+        return None
+    y_low, y_high, x_low, x_high = min(ys), max(ys), min(xs), max(xs)
+    side_y = max(round((y_high - y_low + 1) * settings.expansion), settings.min_side)
+    side_x = max(round((x_high - x_low + 1) * settings.expansion), settings.min_side)
+    y0, y1 = _span(y_low, y_high, side_y, h)
+    x0, x1 = _span(x_low, x_high, side_x, w)
+    scale = settings.target / max(y1 - y0, x1 - x0)
+    return View(y0, y1, x0, x1, max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
+
+
+def resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) float maps resized bilinearly (antialiased when shrinking); unchanged at the same size."""
+    if tuple(maps.shape[-2:]) == size:
+        return maps
+    shrink = size[0] < maps.shape[-2] or size[1] < maps.shape[-1]
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def crop_image(image: torch.Tensor, view: View) -> torch.Tensor:
+    """The view of a (3, H, W) uint8 image as a (3, height, width) uint8 image."""
+    crop = image[:, view.y0:view.y1, view.x0:view.x1]
+    if tuple(crop.shape[-2:]) == (view.height, view.width):
+        return crop
+    return resize(crop[None].float(), (view.height, view.width))[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def crop_map(probs: torch.Tensor, view: View) -> torch.Tensor:
+    """The view of an (H, W) probability map, at the network's size."""
+    return resize(probs[None, None, view.y0:view.y1, view.x0:view.x1], (view.height, view.width))[0, 0]
+
+
+def paste(view_probs: torch.Tensor, view: View, prev: torch.Tensor) -> torch.Tensor:
+    """The (H, W) probabilities: `prev` with the view's (height, width) probabilities resized back into the crop."""
+    out = prev.clone()
+    out[view.y0:view.y1, view.x0:view.x1] = resize(view_probs[None, None], (view.y1 - view.y0, view.x1 - view.x0))[0, 0]
+    return out
+
+
+@dataclass(frozen=True)
+class ViewClick:
+    """A click moved into a view (the same sign)."""
+
+    y: int
+    x: int
+    positive: bool
+
+
+def view_clicks(clicks: Sequence[ClickPoint], view: View) -> list[ViewClick]:
+    """The clicks inside the view, in the view's pixels (clicks outside it do not reach the network)."""
+    return [ViewClick(*view.to_view(c.y, c.x), c.positive) for c in clicks if view.contains(c.y, c.x)]
+
+
+#: One prediction: a (3, h, w) uint8 image, its clicks, the previous (h, w) probabilities or None -> (h, w) ones.
+PredictOne = Callable[[torch.Tensor, Sequence[ClickPoint], "torch.Tensor | None"], torch.Tensor]
+
+
+def zoomed(predict: PredictOne, image: torch.Tensor, clicks: Sequence[ClickPoint], prev: torch.Tensor | None,
+           settings: ZoomSettings) -> torch.Tensor:
+    """Foreground probabilities (H, W) of one object: whole-image prediction for the first clicks, then on its view.
+
+    `predict` is given the view's image, the clicks in view coordinates and the previous probabilities cropped to the
+    view (None when `prev` is None).
+    """
+    view = object_view(tuple(image.shape[-2:]), clicks, prev, settings)
+    if view is None:
+        return predict(image, clicks, prev)
+    previous = prev if prev is not None else torch.zeros(image.shape[-2:], device=image.device)
+    probs = predict(crop_image(image, view), view_clicks(clicks, view),
+                    None if prev is None else crop_map(previous, view))
+    return paste(probs, view, previous)
