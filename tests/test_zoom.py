@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from ifcn.trainer.inference.zoom import View, ZoomSettings, object_view, paste, view_clicks, zoomed
+from ifcn.trainer.inference.zoom import View, ZoomIn, ZoomSettings, object_view, paste, view_clicks, zoomed
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,32 @@ def test_paste_at_scale_one_is_a_copy_into_the_crop():
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         ZoomSettings(**bad)
+
+
+class RecordingBase:
+    """A batch predictor that records the image sizes and clicks it is given."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, prev_mask: bool) -> None:
+        self.prev_mask = prev_mask
+        self.calls: list[tuple[tuple[int, int], list, bool]] = []
+
+    def __call__(self, images, clicks, prev=None):
+        self.calls.append((tuple(images.shape[-2:]), [(c.y, c.x, c.positive) for c in clicks[0]], prev is not None))
+        return torch.stack([fake_predict(image, row, None) for image, row in zip(images, clicks, strict=True)])
+
+
+@pytest.mark.parametrize("prev_mask", [False, True])
+def test_zoom_in_predictor_zooms_from_the_second_click_and_passes_prev_only_to_prev_mask_networks(prev_mask):
+    base = RecordingBase(prev_mask)
+    zoom = ZoomIn(base, ZoomSettings(target=64, min_side=20))
+    images = image_of(300, 400)[None]
+    prev = torch.zeros(1, 300, 400)
+    first = zoom(images, [[C(150, 200)]], prev)
+    second = zoom(images, [[C(150, 200), C(160, 210)]], first)
+    assert first.shape == second.shape == (1, 300, 400)
+    (size1, clicks1, prev1), (size2, clicks2, prev2) = base.calls
+    assert size1 == (300, 400) and clicks1 == [(150, 200, True)]
+    assert max(size2) == 64 and len(clicks2) == 2  # the view, with both clicks moved into it
+    assert prev1 == prev2 == prev_mask

@@ -173,3 +173,31 @@ def zoomed(predict: PredictOne, image: torch.Tensor, clicks: Sequence[ClickPoint
     probs = predict(crop_image(image, view), view_clicks(clicks, view),
                     None if prev is None else crop_map(previous, view))
     return paste(probs, view, previous)
+
+
+class ZoomIn:
+    """A batch predictor (the NoC engine's protocol) that predicts each object on its own view.
+
+    It wraps a batch predictor `base` (`Predictor` or anything with its call signature and `device`/`prev_mask`
+    attributes). It needs every object's previous probabilities, whatever the network, so it asks for them the way
+    the protocol lets a predictor ask: a true `prev_mask`; `base` gets them only if its network takes them.
+    """
+
+    prev_mask = True
+
+    def __init__(self, base, settings: ZoomSettings) -> None:
+        self.base = base
+        self.settings = settings
+        self.device = base.device
+
+    def _one(self, image: torch.Tensor, clicks: Sequence[ClickPoint], prev: torch.Tensor | None) -> torch.Tensor:
+        if getattr(self.base, "prev_mask", False):
+            previous = prev if prev is not None else torch.zeros(image.shape[-2:], device=image.device)
+            return self.base(image[None], [list(clicks)], previous[None])[0]
+        return self.base(image[None], [list(clicks)])[0]
+
+    def __call__(self, images: torch.Tensor, clicks: Sequence[Sequence[ClickPoint]],
+                 prev: torch.Tensor | None = None) -> torch.Tensor:
+        """Probabilities (B, H, W) for uint8 RGB `images` (B, 3, H, W), one click list and previous map each."""
+        return torch.stack([zoomed(self._one, image, row, None if prev is None else prev[i], self.settings)
+                            for i, (image, row) in enumerate(zip(images, clicks, strict=True))])
