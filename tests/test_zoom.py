@@ -100,7 +100,20 @@ def test_paste_at_scale_one_is_a_copy_into_the_crop():
     assert torch.equal(out[2:6, 3:8], probs) and torch.isclose(out.sum(), probs.sum())
 
 
-@pytest.mark.parametrize("bad", [dict(target=16), dict(expansion=0.5), dict(min_side=0)])
+def test_whole_image_passes_are_bounded_by_whole_side_and_returned_at_full_size():
+    seen = []
+
+    def recording(image, clicks, prev):
+        seen.append(tuple(image.shape[-2:]))
+        return fake_predict(image, clicks, prev)
+
+    out = zoomed(recording, image_of(300, 400), [C(150, 200)], None, ZoomSettings(whole_side=100))
+    assert seen == [(75, 100)] and out.shape == (300, 400)
+    zoomed(recording, image_of(60, 80), [C(30, 40)], None, ZoomSettings(whole_side=100))
+    assert seen[-1] == (60, 80)  # no larger than the bound: as it is
+
+
+@pytest.mark.parametrize("bad", [dict(target=16), dict(expansion=0.5), dict(min_side=0), dict(whole_side=8)])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         ZoomSettings(**bad)
