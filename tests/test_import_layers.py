@@ -2,7 +2,8 @@
 ones included): a layer imports only itself and the layers below it.
 
     shared `ifcn` (shard contract, helpers) < trainer.models < trainer.core < trainer.data < trainer.inference
-    < trainer.evaluation < trainer.demo < the tools (training in `trainer/`'s root, the `ifcn-eval` command modules)
+    < trainer.evaluation < trainer.web < trainer.demo
+    < the tools (training in `trainer/`'s root, the `ifcn-eval` command modules)
 
 `pipeline` imports the shared modules only, never `trainer`.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: Source folder -> installed package.
 PACKAGES = {"ifcn": "ifcn", "pipeline": "ifcn.pipeline", "trainer": "ifcn.trainer"}
-LAYERS = ("shared", "models", "core", "data", "inference", "evaluation", "demo", "tools")
+LAYERS = ("shared", "models", "core", "data", "inference", "evaluation", "web", "demo", "tools")
 #: The `ifcn-eval` command modules: they wire every subcommand, so they sit with the tools.
 COMMAND_MODULES = {"ifcn.trainer.evaluation.cli", "ifcn.trainer.evaluation.use_cli",
                    "ifcn.trainer.evaluation.cli_errors"}

@@ -283,6 +283,6 @@ def test_rounds_on_the_gpu_add_the_cpus_clicks() -> None:
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss = training_step(model, optimizer, torch.amp.GradScaler("cuda", enabled=False), _batch(seed=5, size=64),
-                         task="interactive", device=cuda, precision="bf16", channels_last=True, prev_mask=True,
+                         task="interactive", device=cuda, precision="bf16", channels_last=True, spec=PREV_SPEC,
                          extra_rounds=3)
     assert np.isfinite(float(loss))

@@ -14,6 +14,7 @@ from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.core.inputs import PREV, batch_input
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.grabcut import grabcut_refine
+from ifcn.trainer.inference.zoom import ZoomSettings
 from tests.demo_data import make_demo_checkpoint, sample_image
 from tests.eval_data import make_checkpoint
 
@@ -187,3 +188,21 @@ def test_any_torch_device_string_is_accepted(checkpoints: dict[str, Path]) -> No
                                   "cuda:0")
     with pytest.raises(ValueError, match="not a torch device"):
         Predictor.from_checkpoint(checkpoints["interactive"], device="gpu please")
+
+
+def test_zoom_in_predicts_later_clicks_on_a_view_and_returns_the_full_size(interactive: Predictor) -> None:
+    image = np.ascontiguousarray(np.tile(sample_image(0), (4, 4, 1)))  # a larger photo
+    h, w = image.shape[:2]
+    seen: list[tuple[int, int]] = []
+    hook = interactive.model.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        first = interactive.predict(image, CLICKS[:1], zoom=ZoomSettings(target=64))
+        both = interactive.predict(image, CLICKS[:2], prev=first, zoom=ZoomSettings(target=64))
+    finally:
+        hook.remove()
+    assert first.shape == both.shape == (h, w)
+    assert seen[0] == (h, w) and max(seen[1]) == 64  # the first click sees the photo, the second the object's view
+    # At scale 1 (the view is the whole image at its own size) zoom-in is whole-image prediction.
+    whole = ZoomSettings(target=max(h, w), min_side=max(h, w))
+    zoomed = interactive.predict(image, CLICKS, prev=first, zoom=whole)
+    assert np.array_equal(zoomed, interactive.predict(image, CLICKS))

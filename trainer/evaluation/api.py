@@ -15,6 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ifcn.labels import class_names
 from ifcn.shards.manifest import ShardSet, resolve_shards
 from ifcn.trainer.core.checkpoint import load_for
 from ifcn.trainer.core.device import resolve_device
@@ -23,9 +24,10 @@ from ifcn.trainer.evaluation.datasets import resolve_datasets
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
 from ifcn.trainer.evaluation.objects import iter_objects
 from ifcn.trainer.evaluation.report import noc_table, summary_figures, write_combined, write_report, write_table
-from ifcn.trainer.evaluation.semantic import class_names, format_scores, semantic_summary, write_semantic_report
+from ifcn.trainer.evaluation.semantic import format_scores, semantic_summary, write_semantic_report
 from ifcn.trainer.evaluation.validation import validate_interactive, validate_semantic
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.zoom import ZoomIn, ZoomSettings
 from ifcn.trainer.models.config import ModelConfig
 
 
@@ -55,9 +57,12 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
     check_precision(precision, dev)
     model, config, spec, state = load_for("noc", checkpoint, dev)
     predictor = Predictor(model, "interactive", dev, precision, batch_invariant, spec=spec)
+    if settings.zoom_in:
+        predictor = ZoomIn(predictor, ZoomSettings(target=settings.zoom_in))
     ckpt = Path(checkpoint)
     name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
-    label = label or f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
+    label = label or (f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
+                      + (f" +zoom {settings.zoom_in}" if settings.zoom_in else ""))
     run_settings = {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
                     "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit, "device": str(dev),
                     "precision": precision, "batch_invariant": batch_invariant, "workers": workers,
