@@ -52,7 +52,8 @@ class InputSpec:
         return 3 + 2 * self.clicks + self.prev_mask
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON values (lists, not tuples), as checkpoints and exported contracts store them."""
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:
