@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 
 from ifcn.trainer.evaluation.cli_errors import user_errors
+from ifcn.trainer.evaluation.crf_options import crf_options
+from ifcn.trainer.inference.crf import CrfParams
 
 #: `ifcn-eval predict --max-side` default (see the README's measurement of whole, downscaled and tiled prediction).
 DEFAULT_MAX_SIDE = 1024
@@ -91,8 +93,9 @@ def export(checkpoint: Path, fmt: str, out: Path, with_clicks: bool) -> None:
 @click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
               help="Files that are not readable images: skip them with a message, or stop.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@crf_options
 def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, tile: int, overlap: int, device: str,
-            on_error: str, no_progress: bool) -> None:
+            on_error: str, no_progress: bool, crf: CrfParams | None) -> None:
     """Segment images of any size with a semantic checkpoint: VOC-coloured masks, index masks or overlays."""
     from ifcn.trainer.inference.predict_images import SUMMARY_NAME, run_predict
     from ifcn.trainer.inference.semantic import Sizing
@@ -100,8 +103,10 @@ def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, t
     with user_errors():
         sizing = Sizing(max_side or None, tile or None, overlap)
         summary = run_predict(checkpoint, images, out, fmt=fmt, sizing=sizing, device=device, on_error=on_error,
-                              progress=not no_progress, log=lambda m: click.echo(m, err=True))
-    click.echo(f"{len(summary['images'])} images segmented ({sizing.describe()}), {len(summary['skipped'])} skipped; "
+                              progress=not no_progress, log=lambda m: click.echo(m, err=True), crf=crf)
+    refined = "" if crf is None else f", dense CRF {crf.iterations} iterations"
+    click.echo(f"{len(summary['images'])} images segmented ({sizing.describe()}{refined}), "
+               f"{len(summary['skipped'])} skipped; "
                f"wrote {out} ({fmt}) and {out / SUMMARY_NAME}")
 
 
