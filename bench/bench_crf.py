@@ -56,11 +56,15 @@ def prepare(work: Path) -> dict[str, Path]:
             _sh("ifcn-prep", "sample", "--voc-root", work / "data", "--split", split, "--pairs", str(pairs), "--out",
                 work / "shards" / split, "--no-progress")
     runs = {"semantic": ["--epochs", "10"], "interactive": ["--epochs", "3", "--max-minutes", "15"]}
+    models = {}
     for task, budget in runs.items():
-        if not (work / task / "best.pt").exists():
+        if not (work / task / "last.pt").exists():
             _sh("nice", "-n", "10", "ifcn-train", "--shards", work / "shards" / "train", "--val-shards",
                 work / "shards" / "val", "--task", task, *budget, *TRAIN, "--out", work / task)
-    return {"voc": voc, "val": work / "shards" / "val", **{task: work / task / "best.pt" for task in runs}}
+        # A run stopped by --max-minutes before its first validation has only last.pt.
+        models[task] = next(p for p in (work / task / "best.pt", work / task / "last.pt") if p.exists())
+    print("models:", {task: str(path) for task, path in models.items()}, flush=True)
+    return {"voc": voc, "val": work / "shards" / "val", **models}
 
 
 def semantic_quality(paths: dict[str, Path]) -> dict[str, Any]:
