@@ -3,7 +3,7 @@
     python -m bench.bench_crf --work bench-crf [--json bench-crf/crf.json]
 
 Writes (or reuses, when present) in WORK: a synthetic VOC-layout dataset (160 train / 40 val images, long side 160,
-seed 0), its shards (train 15 pairs, val 1 pair), a resnet18-8s semantic model (10 epochs) and a resnet18-8s
+seed 0), its shards (train 15 pairs, val 1 pair), a resnet18-8s semantic model (9 epochs) and a resnet18-8s
 interactive model (3 epochs or 15 minutes), both from scratch on the CPU, then measures:
   1. semantic mIoU and per-class IoU on val without the CRF, with DeepLab's settings and with its bilateral position
      deviation scaled to these images' size (`run_miou`, as `ifcn-eval miou [--crf]`);
@@ -55,7 +55,7 @@ def prepare(work: Path) -> dict[str, Path]:
         if not (work / "shards" / split / "manifest.json").exists():
             _sh("ifcn-prep", "sample", "--voc-root", work / "data", "--split", split, "--pairs", str(pairs), "--out",
                 work / "shards" / split, "--no-progress")
-    runs = {"semantic": ["--epochs", "10"], "interactive": ["--epochs", "3", "--max-minutes", "15"]}
+    runs = {"semantic": ["--epochs", "9"], "interactive": ["--epochs", "3", "--max-minutes", "15"]}
     models = {}
     for task, budget in runs.items():
         if not (work / task / "last.pt").exists():
