@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ifcn.cores import usable_cores
+from ifcn.trainer.annotate.cli import ANNOTATE_COMMANDS
 from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
@@ -183,5 +184,5 @@ def plot(reports: tuple[Path, ...], png: Path, labels: tuple[str, ...]) -> None:
     click.echo(f"wrote {png}")
 
 
-for _command in USE_COMMANDS:
+for _command in (*USE_COMMANDS, *ANNOTATE_COMMANDS):
     main.add_command(_command)
