@@ -64,5 +64,35 @@ def annotate_export(project: Path, out: Path, formats: tuple[str, ...], split: s
                    f"--coco-json {summary.coco_json} --out SHARDS")
 
 
+@click.command("label-studio-backend")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Interactive checkpoint written by `ifcn-train`.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 for Docker).")
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--files-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, for tasks with /data/local-files/ images.")
+@click.option("--label-studio-url", default=None, help="Label Studio's address, for uploaded images (/data/upload).")
+@click.option("--api-key", envvar="LABEL_STUDIO_API_KEY", default=None,
+              help="Label Studio access token (or LABEL_STUDIO_API_KEY), for uploaded images.")
+@click.option("--infer-side", type=click.IntRange(min=32), default=1024, show_default=True,
+              help="The network sees images with their long side at most this; masks stay at full size.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True)
+def label_studio_backend(checkpoint: Path, host: str, port: int, device: str, files_root: Path | None,
+                         label_studio_url: str | None, api_key: str | None, infer_side: int, threshold: float) -> None:
+    """Serve a Label Studio ML backend: smart keypoints in, a brush mask out (add it in Label Studio's Model page)."""
+    import uvicorn
+
+    from ifcn.trainer.annotate.labelstudio import BackendSettings, create_labelstudio_app
+    from ifcn.trainer.demo.serve import load_predictor
+
+    with user_errors():
+        predictor, name, dev = load_predictor(checkpoint, device)
+        settings = BackendSettings(files_root, label_studio_url, api_key, infer_side, threshold, f"ifcn-{name}")
+        app = create_labelstudio_app(predictor, settings)
+    click.echo(f"ifcn Label Studio ML backend: {name} on {dev}; add http://{host}:{port} as a model in Label Studio")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 #: The commands `ifcn.trainer.evaluation.cli` adds to `ifcn-eval`.
-ANNOTATE_COMMANDS = (annotate, annotate_export)
+ANNOTATE_COMMANDS = (annotate, annotate_export, label_studio_backend)

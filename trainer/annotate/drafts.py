@@ -51,9 +51,28 @@ class Draft:
 
     def small_clicks(self) -> list[Click]:
         """The clicks in pixels of the inference image."""
-        (h, w), (sh, sw) = self.size, self.small.shape[:2]
-        return [Click(bool(c["positive"]), min(int(c["y"] * sh / h), sh - 1), min(int(c["x"] * sw / w), sw - 1))
-                for c in self.clicks()]
+        clicks = [Click(bool(c["positive"]), int(c["y"]), int(c["x"])) for c in self.clicks()]
+        return scaled_clicks(clicks, self.size, self.small.shape[:2])
+
+
+def scaled_clicks(clicks: list[Click], size: tuple[int, int], small: tuple[int, int]) -> list[Click]:
+    """Clicks in pixels of a (height, width) `size` image, moved onto its `small` copy."""
+    (h, w), (sh, sw) = size, small
+    return [Click(c.positive, min(int(c.y * sh / h), sh - 1), min(int(c.x * sw / w), sw - 1)) for c in clicks]
+
+
+def full_size(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Probabilities of the small image resized (bilinear) to the (height, width) `size`."""
+    h, w = size
+    return probs if probs.shape == (h, w) else cv2.resize(probs, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def predict_mask(predictor: Predictor, image: np.ndarray, clicks: list[Click], infer_side: int,
+                 threshold: float) -> np.ndarray:
+    """One-shot prediction for a stateless caller (CVAT, Label Studio): the full-size bool mask of `clicks`."""
+    small = small_image(image, infer_side)
+    probs = predictor.predict(small, scaled_clicks(clicks, image.shape[:2], small.shape[:2]))
+    return full_size(probs, image.shape[:2]) > threshold
 
 
 def small_image(image: np.ndarray, infer_side: int) -> np.ndarray:
@@ -92,13 +111,8 @@ def current_mask(draft: Draft, threshold: float) -> np.ndarray:
     """The full-size bool mask: the last prediction (resized up), then every stroke in order."""
     h, w = draft.size
     done = [p for p in draft.probs[:len(draft.clicks())] if p is not None]
-    if done:  # the latest prediction made (a superseded request may leave the last clicks unpredicted)
-        probs = done[-1]
-        if probs.shape != (h, w):
-            probs = cv2.resize(probs, (w, h), interpolation=cv2.INTER_LINEAR)
-        mask = probs > threshold
-    else:
-        mask = np.zeros((h, w), bool)
+    # the latest prediction made (a superseded request may leave the last clicks unpredicted)
+    mask = full_size(done[-1], (h, w)) > threshold if done else np.zeros((h, w), bool)
     for stroke in (a for a in draft.actions if "points" in a):
         paint_stroke(mask, stroke)
     return mask
