@@ -21,6 +21,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from ifcn.errors import InputError
@@ -102,9 +103,10 @@ def create_annotate_app(predictor: Predictor, store: ProjectStore,
         raise ValueError("annotating needs an interactive checkpoint (RGB + click channels), but this one is semantic")
     drafts = DraftStore(settings.max_drafts)
     predict_lock = threading.Lock()
-    app = FastAPI(title="ifcn annotation", docs_url=None, redoc_url=None,
-                  description="Annotate a folder of images object by object: clicks and a brush make a draft, "
-                              "finishing it saves the object (label + full-size mask) to the project folder.")
+    app = FastAPIOffline(title="ifcn annotation", redoc_url=None,  # /docs: Swagger UI from local files
+                         description="Annotate a folder of images object by object: clicks and a brush make a draft, "
+                                     "finishing it saves the object (label + full-size mask) to the project "
+                                     "folder.")
 
     def images() -> dict[str, Path]:
         return {p.name: p for p in list_images(store.images) if p.resolve().is_relative_to(store.images)}
