@@ -18,8 +18,8 @@ from ifcn.trainer.inference import Predictor
 
 def annotate_client(predictor: Predictor, images: Path, out: Path, infer_side: int = 1024) -> TestClient:
     store = ProjectStore(out, images, None)
-    return TestClient(create_annotate_app(predictor, store, AnnotateSettings(infer_side=infer_side)),
-                      raise_server_exceptions=False)
+    settings = AnnotateSettings(infer_side=infer_side, allowed_hosts=frozenset({"testserver"}))
+    return TestClient(create_annotate_app(predictor, store, settings), raise_server_exceptions=False)
 
 
 def ok(response: Any) -> Any:

@@ -175,3 +175,14 @@ def test_labels_files_and_reopening_with_other_labels(setup: dict, tmp_path: Pat
     result = CliRunner().invoke(main, ["annotate", "--checkpoint", str(setup["checkpoint"]), "--images",
                                        str(setup["images"]), "--out", str(tmp_path / "q"), "--labels", str(labels)])
     assert result.exit_code != 0 and "listed twice" in result.output
+
+
+def test_the_demo_protections_guard_the_annotation_api(setup: dict, tmp_path: Path) -> None:
+    client = annotate_client(setup["predictor"], setup["images"], tmp_path / "p")
+    rebinding = client.get("/api/project", headers={"Host": "attacker.example"})
+    assert rebinding.status_code == 400 and "--allowed-host" in rebinding.text
+    foreign = client.post("/api/drafts", json={"image": "img-0.jpg"}, headers={"Origin": "http://attacker.example"})
+    assert foreign.status_code == 403
+    huge = client.post("/api/drafts", content=b"{" + b" " * (5 * 2**20) + b"}",
+                       headers={"Content-Type": "application/json"})
+    assert huge.status_code == 413

@@ -105,7 +105,8 @@ def test_label_studio_backend(predictor: Predictor, tmp_path: Path) -> None:
     image = sample_image(4, SIZE)
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "a.png").write_bytes(_png(image))
-    client = TestClient(create_labelstudio_app(predictor, BackendSettings(files_root=tmp_path, model_version="v1")))
+    settings = BackendSettings(files_root=tmp_path, model_version="v1", allowed_hosts=frozenset({"testserver"}))
+    client = TestClient(create_labelstudio_app(predictor, settings))
     assert client.get("/health").json()["status"] == "UP"
     assert client.post("/setup", json={"project": "1.1700000000", "schema": LABEL_CONFIG}).json() == \
         {"model_version": "v1"}

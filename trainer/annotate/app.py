@@ -30,10 +30,16 @@ from ifcn.trainer.annotate.store import AnnotatedObject, ProjectStore, new_objec
 from ifcn.trainer.demo.app import STATUS_OF_KIND, mask_png
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import list_images, read_image
+from ifcn.trainer.web import json_errors
+from ifcn.trainer.web.body_limit import BodyLimitMiddleware
+from ifcn.trainer.web.hosts import AllowedHostsMiddleware, allowed_hosts
+from ifcn.trainer.web.origin import SameOriginMiddleware
 
 STATIC = Path(__file__).parent / "static"
 #: Largest brush radius in image pixels.
 MAX_RADIUS = 500
+#: Largest request body: JSON only (a brush stroke of 10000 points is about 200 kB).
+MAX_BODY_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class AnnotateSettings:
     infer_side: int = 1024
     threshold: float = 0.5
     max_drafts: int = 32
+    allowed_hosts: frozenset[str] = allowed_hosts("127.0.0.1")
 
     def __post_init__(self) -> None:
         if self.infer_side < 32:
@@ -95,6 +102,17 @@ def object_info(obj: AnnotatedObject) -> dict[str, Any]:
             "clicks": sum("points" not in a for a in obj.actions)}
 
 
+def guard(app: FastAPI, hosts: frozenset[str], same_origin: bool = True) -> None:
+    """The demo's protections (`ifcn.trainer.web`): JSON errors as messages, a body limit, cross-origin changes refused
+    (`same_origin`: off for server-to-server callers), and only the allowed `Host` names answered."""
+    json_errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES,
+                       message=f"the request is larger than {MAX_BODY_BYTES >> 20} MB")
+    if same_origin:
+        app.add_middleware(SameOriginMiddleware)
+    app.add_middleware(AllowedHostsMiddleware, hosts=hosts)  # added last: runs first
+
+
 def create_annotate_app(predictor: Predictor, store: ProjectStore,
                         settings: AnnotateSettings | None = None) -> FastAPI:
     """The ASGI app annotating `store`'s image folder with an interactive `predictor`."""
@@ -107,6 +125,7 @@ def create_annotate_app(predictor: Predictor, store: ProjectStore,
                          description="Annotate a folder of images object by object: clicks and a brush make a draft, "
                                      "finishing it saves the object (label + full-size mask) to the project "
                                      "folder.")
+    guard(app, settings.allowed_hosts)
 
     def images() -> dict[str, Path]:
         return {p.name: p for p in list_images(store.images) if p.resolve().is_relative_to(store.images)}

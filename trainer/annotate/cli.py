@@ -30,14 +30,18 @@ from ifcn.trainer.evaluation.cli_errors import user_errors
               help="The network sees images with their long side at most this; masks stay at full size.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
               help="Mask = foreground probability > threshold.")
+@click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
+              help="Also answer requests for this host name (the bound address and, for loopback or 0.0.0.0, the "
+                   "loopback names are answered; * answers any). Repeat for several.")
 def annotate(checkpoint: Path, images: Path, out: Path, labels: Path | None, host: str, port: int, device: str,
-             infer_side: int, threshold: float) -> None:
+             infer_side: int, threshold: float, allowed_host: tuple[str, ...]) -> None:
     """Annotate a folder of images object by object in a web page; export with `ifcn-eval annotate-export`."""
     from ifcn.trainer.annotate.app import AnnotateSettings
     from ifcn.trainer.annotate.serve import run_annotate
+    from ifcn.trainer.web.hosts import allowed_hosts
 
     with user_errors():
-        settings = AnnotateSettings(infer_side, threshold)
+        settings = AnnotateSettings(infer_side, threshold, allowed_hosts=allowed_hosts(host, allowed_host))
         run_annotate(checkpoint, images, out, labels, settings, host=host, port=port, device=device, log=click.echo)
 
 
@@ -78,17 +82,23 @@ def annotate_export(project: Path, out: Path, formats: tuple[str, ...], split: s
 @click.option("--infer-side", type=click.IntRange(min=32), default=1024, show_default=True,
               help="The network sees images with their long side at most this; masks stay at full size.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True)
+@click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
+              help="Also answer requests for this host name (the bound address and, for loopback or 0.0.0.0, the "
+                   "loopback names are answered; * answers any). Repeat for several.")
 def label_studio_backend(checkpoint: Path, host: str, port: int, device: str, files_root: Path | None,
-                         label_studio_url: str | None, api_key: str | None, infer_side: int, threshold: float) -> None:
+                         label_studio_url: str | None, api_key: str | None, infer_side: int, threshold: float,
+                         allowed_host: tuple[str, ...]) -> None:
     """Serve a Label Studio ML backend: smart keypoints in, a brush mask out (add it in Label Studio's Model page)."""
     import uvicorn
 
     from ifcn.trainer.annotate.labelstudio import BackendSettings, create_labelstudio_app
     from ifcn.trainer.demo.serve import load_predictor
+    from ifcn.trainer.web.hosts import allowed_hosts
 
     with user_errors():
         predictor, name, dev = load_predictor(checkpoint, device)
-        settings = BackendSettings(files_root, label_studio_url, api_key, infer_side, threshold, f"ifcn-{name}")
+        settings = BackendSettings(files_root, label_studio_url, api_key, infer_side, threshold, f"ifcn-{name}",
+                                   allowed_hosts(host, allowed_host))
         app = create_labelstudio_app(predictor, settings)
     click.echo(f"ifcn Label Studio ML backend: {name} on {dev}; add http://{host}:{port} as a model in Label Studio")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -28,11 +28,13 @@ import numpy as np
 from fastapi import FastAPI, HTTPException
 
 from ifcn.errors import InputError
+from ifcn.trainer.annotate.app import guard
 from ifcn.trainer.annotate.drafts import predict_mask
 from ifcn.trainer.annotate.lsrle import encode_brush_rle
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import decode_image
+from ifcn.trainer.web.hosts import allowed_hosts
 
 LOCAL_FILES = "/data/local-files/"
 MAX_IMAGE_BYTES = 64 * 2**20
@@ -48,6 +50,7 @@ class BackendSettings:
     infer_side: int = 1024
     threshold: float = 0.5
     model_version: str = "ifcn"
+    allowed_hosts: frozenset[str] = allowed_hosts("127.0.0.1")
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ def create_labelstudio_app(predictor: Predictor, settings: BackendSettings | Non
     settings = settings or BackendSettings()
     lock = threading.Lock()
     app = FastAPI(title="ifcn Label Studio ML backend", docs_url=None, redoc_url=None)
+    guard(app, settings.allowed_hosts, same_origin=False)  # Label Studio's server calls it, not a browser
 
     @app.get("/")
     @app.get("/health")
