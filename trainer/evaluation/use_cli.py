@@ -52,9 +52,12 @@ _DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), d
 @click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
               help="Another host name (or address) the page may be opened by; repeat for several; '*' allows any. "
                    "The bound address (and, for loopback or 0.0.0.0, 127.0.0.1/localhost/::1) always works.")
+@click.option("--zoom-in", type=click.IntRange(min=0), default=400, show_default=True,
+              help="Zoom-in inference: clicks after the first are predicted on a view around the object resized to "
+                   "this long side (first clicks on the whole image at most twice that); 0 = off.")
 def demo(checkpoint: Path, images: Path | None, host: str, port: int, device: str, max_side: int,
          max_upload_mb: float, threshold: float, max_sessions: int, max_megapixels: float, max_decodes: int,
-         prev_mask_history: int, grabcut_side: int, allowed_host: tuple[str, ...]) -> None:
+         prev_mask_history: int, grabcut_side: int, allowed_host: tuple[str, ...], zoom_in: int) -> None:
     """Serve a web page to select objects by clicking (left: add, right or shift+left: remove).
 
     The page works offline; its JSON API is described at /openapi.json and usable without the page.
@@ -65,7 +68,8 @@ def demo(checkpoint: Path, images: Path | None, host: str, port: int, device: st
 
     with user_errors():
         settings = DemoSettings(images, max_side, max_upload_mb, threshold, max_sessions, max_megapixels,
-                                max_decodes, prev_mask_history, grabcut_side, allowed_hosts(host, allowed_host))
+                                max_decodes, prev_mask_history, grabcut_side, allowed_hosts(host, allowed_host),
+                                zoom_in)
         run_demo(checkpoint, settings, host=host, port=port, device=device, log=click.echo)
 
 
