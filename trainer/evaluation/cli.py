@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ifcn.cores import usable_cores
+from ifcn.trainer.annotate.cli import ANNOTATE_COMMANDS
 from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.crf_options import crf_options
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
 from ifcn.trainer.evaluation.use_cli import USE_COMMANDS
-from ifcn.trainer.inference.crf import CrfParams
 from ifcn.trainer.precision import PRECISIONS
+
+if TYPE_CHECKING:
+    from ifcn.trainer.inference.crf import CrfParams
 
 #: Clicker threads: the cores available, at most 8 (beyond that the forward pass dominates).
 DEFAULT_WORKERS = min(8, usable_cores())
@@ -191,5 +194,5 @@ def plot(reports: tuple[Path, ...], png: Path, labels: tuple[str, ...]) -> None:
     click.echo(f"wrote {png}")
 
 
-for _command in USE_COMMANDS:
+for _command in (*USE_COMMANDS, *ANNOTATE_COMMANDS):
     main.add_command(_command)
