@@ -9,14 +9,18 @@ files ever deleted are this tool's own temporaries, recognised by their exact na
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from pathlib import Path
 
 from ifcn.io import remove_own_temporaries
+from ifcn.outputs import PREVIOUS, OutputRefused, check_outputs, move_aside
 from ifcn.trainer.config import SetupError
 from ifcn.trainer.run_files import BEST, LAST, RUN_FILES
 
-PREVIOUS = "previous-"
+
+def _run_file(_path: Path) -> bool:
+    """Every name of `RUN_FILES` is a run's own (another run's files are moved aside, never replaced)."""
+    return True
 
 
 def run_files_in(folder: Path) -> list[str]:
@@ -24,24 +28,16 @@ def run_files_in(folder: Path) -> list[str]:
     return [name for name in RUN_FILES if (Path(folder) / name).exists()]
 
 
-def move_aside(folder: Path, names: list[str]) -> Path:
-    """Move `names` of `folder` into a new `folder/previous-<UTC time>[-n]/` and return it."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    dest = folder / f"{PREVIOUS}{stamp}"
-    n = 1
-    while dest.exists():
-        n += 1
-        dest = folder / f"{PREVIOUS}{stamp}-{n}"
-    dest.mkdir()
-    for name in names:
-        (folder / name).rename(dest / name)
-    return dest
-
-
-def check_run_folder(run_dir: Path, *, resume: bool, overwrite: bool) -> list[str]:
+def check_run_folder(run_dir: Path, *, resume: bool, overwrite: bool, inputs: Iterable[Path | str] = ()) -> list[str]:
     """Whether `run_dir` can serve this run as asked, changing nothing: raises `SetupError` if not; returns the
-    previous run's files that `claim_run_folder` will move aside (`overwrite`)."""
+    previous run's files that `claim_run_folder` will move aside (`overwrite`). A new run refuses a folder where
+    one of its `inputs` (shards, starting weights, a stored config) is one of the files it writes or moves aside."""
     run_dir = Path(run_dir)
+    if not resume:
+        try:
+            check_outputs([run_dir / name for name in RUN_FILES], flag="--out", inputs=inputs, ours=_run_file)
+        except OutputRefused as e:
+            raise SetupError(str(e)) from None
     present = run_files_in(run_dir)
     if resume and LAST not in present:
         hint = (f"; it holds {BEST}: to start a new run from that model, pass --init-from {run_dir / BEST} with "

@@ -152,7 +152,8 @@ def _check_inputs(config: TrainConfig, ctx: DistContext, stack: ExitStack, conso
     previous: list[str] = []
     if ctx.is_main:  # the writing rank: one writer per folder
         stack.enter_context(output_lock(run_dir, LOCK_OWNER))
-        previous = check_run_folder(run_dir, resume=config.resume, overwrite=config.overwrite)
+        inputs = (config.shards, config.val_shards, config.init_from, config.weights)
+        previous = check_run_folder(run_dir, resume=config.resume, overwrite=config.overwrite, inputs=inputs)
         if config.tensorboard:
             require_tensorboard()
     shard_set = resolve_shards(config.shards)

@@ -45,6 +45,8 @@ class IouTarget(click.ParamType):
         self.fail(f"{value!r} is neither a fraction in (0, 1] nor a percentage in (1, 100]", param, ctx)
 
 
+OVERWRITE = click.option("--overwrite", is_flag=True, help="An --out holding an earlier report: move its files into "
+                         "OUT/previous-<time>/ (never deleted) instead of refusing.")
 SHARDS_HELP = ("Val shards: a folder with manifest.json, a manifest file, a brace/glob pattern of shard files, or "
                "an http(s):// or pipe: URL of them.")
 
@@ -97,6 +99,7 @@ def main() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder: summary.json, objects.jsonl, miou_curve.png, noc_table.md (several datasets: "
                    "one sub-folder each, plus the combined summary, table and plot).")
+@OVERWRITE
 @click.option("--label", default=None, help="Curve label in plots (default: checkpoint name and model).")
 @click.option("--batch-invariant", is_flag=True,
               help="Convolution kernels whose results do not depend on the batch size (slower): logs then equal "
@@ -108,7 +111,7 @@ def main() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar (batch jobs, logs).")
 def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int, precision: str, max_clicks: int,
         ious: tuple[float, ...], clicker: str, threshold: float, refine: str, min_area: int, limit: int | None,
-        out: Path | None, label: str | None, batch_invariant: bool, workers: int, no_progress: bool,
+        out: Path | None, overwrite: bool, label: str | None, batch_invariant: bool, workers: int, no_progress: bool,
         sample_checksums: bool) -> None:
     """Number of clicks to reach each IoU target (spec §6), mIoU after each click, NoF, seconds per click.
 
@@ -124,7 +127,8 @@ def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int,
         settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area)
         result = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
                          precision=precision, out=out, label=label, batch_invariant=batch_invariant,
-                         workers=workers, progress=not no_progress, check_digest=sample_checksums)
+                         workers=workers, progress=not no_progress, check_digest=sample_checksums,
+                         overwrite=overwrite)
     click.echo(f"{result['label']} ({settings.clicker} clicker, threshold {settings.threshold:g}, refine "
                f"{settings.refine})\n")
     click.echo(result["table"])
@@ -157,14 +161,15 @@ def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder: semantic.json and confusion.png (row-normalised).")
+@OVERWRITE
 def miou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None,
-         out: Path | None, sample_checksums: bool) -> None:
+         out: Path | None, overwrite: bool, sample_checksums: bool) -> None:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (255 ignored)."""
     from ifcn.trainer.evaluation.api import run_miou
 
     with _user_errors():
         _, table = run_miou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit,
-                            precision=precision, out=out, check_digest=sample_checksums)
+                            precision=precision, out=out, check_digest=sample_checksums, overwrite=overwrite)
     click.echo(table)
     if out is not None:
         click.echo(f"report written to {out}")

@@ -22,6 +22,8 @@ VOC_CLASSES = (
 
 CONFUSION_NAME = "confusion.png"
 SUMMARY_NAME = "semantic.json"
+#: The files of a `miou --out` report folder.
+SEMANTIC_REPORT_FILES = (SUMMARY_NAME, CONFUSION_NAME)
 
 
 def class_names(num_classes: int) -> tuple[str, ...]:
