@@ -30,6 +30,7 @@ from ifcn.pipeline.resume import JOB_FILE, SIDECAR_DIR, SIDECAR_SUFFIX, recorded
 from ifcn.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry, load_manifest, resolve_shards
 from ifcn.shards.reader import is_remote, open_location, read_shard
 from ifcn.shards.records import Sample
+from ifcn.shards.remote import with_retries
 
 RERUN = ("rerun `ifcn-prep sample` with the same options: it rewrites bad and stale shards and removes its own "
          "leftovers")
@@ -124,7 +125,7 @@ def _check_remote(location: str, entry: ShardEntry, seen: set[str]) -> str | Non
     with tempfile.TemporaryDirectory(prefix="ifcn-verify-") as tmp:
         local = Path(tmp) / entry.path
         try:
-            digest = _download(location, local)
+            digest = with_retries(lambda: _download(location, local))
         except Exception as e:  # curl, the pipe command or the network failed
             return f"could not be read from {location} ({type(e).__name__}: {e})"
         return check_shard(local, entry, seen, digest)

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from ifcn.errors import InputError
 from ifcn.shards.records import Sample
+from ifcn.shards.remote import RETRIES, open_remote, with_retries
 
 if TYPE_CHECKING:
     from ifcn.shards.formats import RawSample, ShardFormat
@@ -32,12 +33,11 @@ def is_remote(location: str) -> bool:
 
 def open_location(location: str) -> BinaryIO:
     """A binary stream of a local file, or of a URL or `pipe:` command through webdataset's `gopen` (imported only
-    then: webdataset brings torch, which local readers such as `ifcn-prep verify` do not need)."""
+    then: webdataset brings torch, which local readers such as `ifcn-prep verify` do not need), with the read
+    timeout of `ifcn.shards.remote`."""
     if not is_remote(location):
         return open(location, "rb")
-    from webdataset.gopen import gopen
-
-    return gopen(location, "rb")
+    return open_remote(location)
 
 
 def fetch_fix(location: str) -> str:
@@ -52,9 +52,12 @@ def read_bytes(location: str) -> bytes:
     """The whole content of a small file (a manifest) at a local path or URL."""
     if not is_remote(location):
         return Path(location).read_bytes()
-    try:
+    def fetch() -> bytes:
         with open_location(location) as stream:
             return stream.read()
+
+    try:
+        return with_retries(fetch)
     except Exception as e:  # curl or the pipe command failed: the file is not there or not reachable
         raise FileNotFoundError(f"{location}: could not be fetched ({type(e).__name__}: {e}). Fix: "
                                 f"{fetch_fix(location)}") from None
@@ -101,16 +104,25 @@ def shard_format(location: str) -> ShardFormat:
 
 def read_records(location: str | Path, start: int = 0) -> Iterator[RawSample]:
     """The raw `(key, fields)` records of one shard from position `start` (0, or a position its format's `scan`
-    reported for a local file), undecoded; any read failure is an `InputError` naming the shard."""
+    reported for a local file), undecoded; any read failure is an `InputError` naming the shard. A remote shard
+    whose transfer fails or stalls is streamed again (at most `RETRIES` times), skipping what was already given."""
     location = str(location)
     fmt = shard_format(location)
     last: str | None = None
-    try:
-        for key, fields in fmt.read(location, start):
-            yield key, fields
-            last = key
-    except Exception as e:  # tar, HDF5, transfer and I/O failures: a corrupt, truncated or unreachable shard
-        raise read_failure(location, e, last) from e
+    done, attempt = 0, 0
+    while True:
+        try:
+            for n, (key, fields) in enumerate(fmt.read(location, start)):
+                if n < done:  # a retried remote shard streams again from its start
+                    continue
+                yield key, fields
+                last, done = key, done + 1
+            return
+        except Exception as e:  # tar, HDF5, transfer and I/O failures: a corrupt, truncated or unreachable shard
+            if is_remote(location) and isinstance(e, OSError) and attempt < RETRIES:
+                attempt += 1
+                continue
+            raise read_failure(location, e, last) from e
 
 
 def read_shard(location: str | Path, *, check_digest: bool = True, start: int = 0) -> Iterator[Sample]:

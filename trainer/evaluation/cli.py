@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ifcn.cores import usable_cores
+from ifcn.shards.remote import read_timeout_option
 from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
@@ -52,7 +53,8 @@ SHARDS_HELP = ("Val shards: a folder with manifest.json, a manifest file, a brac
 
 
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--checkpoint, --device, --batch-size, --precision and --sample-checksums, shared by every model command."""
+    """--checkpoint, --device, --batch-size, --precision, --sample-checksums and --read-timeout, shared by every
+    model command."""
     options = [
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                      help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)."),
@@ -64,6 +66,7 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Autocast dtype of the forward pass (fp16 needs CUDA)."),
         click.option("--sample-checksums/--no-sample-checksums", default=True, show_default=True,
                      help="Check every sample's sha256 as it is read (turn off only for shards verified already)."),
+        read_timeout_option,
     ]
     for option in reversed(options):
         command = option(command)
