@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
@@ -59,3 +60,17 @@ def test_fault_05_changed_annotations_rebuild_their_shards_and_verify_reports_th
     result = invoke(*args)
     assert result.exit_code == 1 and f"SegmentationObject/{key}.png" in result.output
     assert "shards written" not in result.output
+
+
+def test_fault_13_a_huge_manifest_is_refused_before_it_is_read_whole(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import ifcn.shards.manifest as manifest
+
+    monkeypatch.setattr(manifest, "MAX_MANIFEST_BYTES", 1000)  # stands for 64 MiB: an 800 MB file is the same case
+    huge = tmp_path / "shards"
+    huge.mkdir()
+    with open(huge / MANIFEST_NAME, "wb") as f:
+        f.truncate(1001)  # sparse: nothing to read, and a whole read would be the fault
+    result = invoke("verify", huge)
+    assert result.exit_code == 1
+    assert f"{huge / MANIFEST_NAME}: larger than 1,000 bytes, the most a manifest may be" in result.output

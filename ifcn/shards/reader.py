@@ -7,6 +7,7 @@ Each sample's digest is checked as it is decoded (unless the caller opts out), a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,19 +49,31 @@ def fetch_fix(location: str) -> str:
             "file's contents (a file missing on the server must be copied there)")
 
 
-def read_bytes(location: str) -> bytes:
-    """The whole content of a small file (a manifest) at a local path or URL."""
+def read_bytes(location: str, limit: int | None = None) -> bytes:
+    """The whole content of a small file (a manifest) at a local path or URL; a `ValueError` naming it when it is
+    larger than `limit` bytes (checked before it is read whole: a hostile file must not exhaust memory)."""
+    def too_large() -> ValueError:
+        return ValueError(f"{location}: larger than {limit:,} bytes, the most a manifest may be; it is not a manifest "
+                          "written by `ifcn-prep sample` (pass the manifest.json of a shard folder)")
+
     if not is_remote(location):
-        return Path(location).read_bytes()
+        with open(location, "rb") as f:
+            if limit is not None and os.fstat(f.fileno()).st_size > limit:
+                raise too_large()
+            return f.read()
+
     def fetch() -> bytes:
         with open_location(location) as stream:
-            return stream.read()
+            return stream.read() if limit is None else stream.read(limit + 1)
 
     try:
-        return with_retries(fetch)
+        data = with_retries(fetch)
     except Exception as e:  # curl or the pipe command failed: the file is not there or not reachable
         raise FileNotFoundError(f"{location}: could not be fetched ({type(e).__name__}: {e}). Fix: "
                                 f"{fetch_fix(location)}") from None
+    if limit is not None and len(data) > limit:
+        raise too_large()
+    return data
 
 
 @contextmanager
