@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,14 +301,8 @@ def run_sample(job: SampleJob, log: Callable[[str], None] = _stderr) -> SampleRe
 def _locked(out: Path) -> Iterator[None]:
     """Hold `out`'s lock for the block, with a full disk as one line. A folder the lock had to create is removed
     again when the job stops having written nothing into it (another job's lock, an unreachable cluster)."""
-    created = not out.exists()
-    try:
-        with output_lock(out, LOCK_HOLDER), _disk_full_as_one_line(out):
-            yield
-    finally:
-        if created:
-            with suppress(OSError):  # not empty: the job wrote something, which stays
-                out.rmdir()
+    with output_lock(out, LOCK_HOLDER), _disk_full_as_one_line(out):
+        yield
 
 
 def _tidy(out: Path, names: list[str], log: Callable[[str], None]) -> None:

@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,10 @@ from ifcn.trainer.schedule import SCHEDULES
 VOC_CLASSES = 21
 #: Click-channel initialisation when `--first-layer-init` is not given.
 DEFAULT_FIRST_LAYER_INIT = "zero"
+#: Largest `--crop` (a 4096² crop of a batch already takes gigabytes) and `--scale-range` maximum: beyond them a
+#: typing mistake (`--crop 100000`) would try to allocate tens of gigabytes before failing.
+MAX_CROP = 4096
+MAX_SCALE = 8.0
 #: Settings that describe one invocation, never taken over from a stored configuration.
 PER_INVOCATION = frozenset({"out", "resume", "overwrite"})
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -133,8 +137,9 @@ class TrainConfig:
             (bool(self.out), "--out is required"),
             (self.epochs >= 0, "--epochs must be ≥ 0 (0 = validate and save the initial model)"),
             (self.batch_size >= 1, "--batch-size must be ≥ 1"),
-            (self.crop >= 32, f"--crop must be at least 32 pixels (the models' smallest input), got {self.crop}"),
-            (0 < lo <= hi, f"--scale-range needs 0 < MIN ≤ MAX, got {lo} {hi}"),
+            (32 <= self.crop <= MAX_CROP, f"--crop must lie in 32..{MAX_CROP} pixels (32: the models' smallest "
+             f"input), got {self.crop}"),
+            (0 < lo <= hi <= MAX_SCALE, f"--scale-range needs 0 < MIN ≤ MAX ≤ {MAX_SCALE:g}, got {lo} {hi}"),
             (self.lr > 0, "--lr must be > 0"),
             (self.weight_decay >= 0, "--weight-decay must be ≥ 0"),
             (self.warmup_steps >= 0, "--warmup-steps must be ≥ 0"),
@@ -200,6 +205,17 @@ class TrainConfig:
         d = asdict(self)
         d["scale_range"] = list(self.scale_range)
         return d
+
+    def with_resolved_paths(self) -> TrainConfig:
+        """The same settings with local paths (shards, starting weights) made absolute, as `config.json` stores
+        them, so that `--resume` and `--config` work from any directory."""
+        def resolved(value: str | None) -> str | None:
+            if not value or "://" in value or value.startswith("pipe:") or value in ("imagenet", "none"):
+                return value
+            return os.path.abspath(os.path.expanduser(value))
+
+        return replace(self, shards=resolved(self.shards), val_shards=resolved(self.val_shards),
+                       weights=resolved(self.weights), init_from=resolved(self.init_from))
 
 
 #: What each annotated type of a setting accepts, and how a message names it.

@@ -9,6 +9,7 @@ files ever deleted are this tool's own temporaries, recognised by their exact na
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -59,3 +60,18 @@ def claim_run_folder(run_dir: Path, previous: list[str]) -> Path | None:
     moved = move_aside(Path(run_dir), previous) if previous else None
     remove_own_temporaries(run_dir, RUN_FILES)  # a save killed half-way leaves only a temporary, never a bad last.pt
     return moved
+
+
+def forget_unfinished_start(run_dir: Path) -> None:
+    """After a new run that stopped before its first checkpoint (bad settings found late, a full disk, Ctrl-C):
+    remove the files it wrote (config.json, metrics, curves, TensorBoard events), so the folder is as before and the
+    same command can simply be run again. A run that saved `last.pt` keeps everything, to be resumed."""
+    run_dir = Path(run_dir)
+    if (run_dir / LAST).exists():
+        return
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ Each sample's digest is checked as it is decoded (unless the caller opts out), a
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,10 +58,16 @@ def read_bytes(location: str, limit: int | None = None) -> bytes:
                           "written by `ifcn-prep sample` (pass the manifest.json of a shard folder)")
 
     if not is_remote(location):
-        with open(location, "rb") as f:
-            if limit is not None and os.fstat(f.fileno()).st_size > limit:
-                raise too_large()
-            return f.read()
+        try:
+            with open(location, "rb") as f:
+                if limit is not None and os.fstat(f.fileno()).st_size > limit:
+                    raise too_large()
+                return f.read()
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise ValueError(f"{location}: a loop of symbolic links (a link that leads back to itself). Fix: point "
+                             "the link at the real file or folder, or pass that path") from None
 
     def fetch() -> bytes:
         with open_location(location) as stream:
