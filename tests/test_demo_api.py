@@ -18,7 +18,7 @@ from PIL import Image
 from ifcn.trainer.demo.app import DemoSettings, create_app
 from ifcn.trainer.evaluation.cli import main
 from ifcn.trainer.inference import Predictor
-from tests.demo_data import make_demo_checkpoint, sample_image, write_images
+from tests.demo_data import demo_client, make_demo_checkpoint, sample_image, write_images
 from tests.eval_data import make_checkpoint
 
 
@@ -38,7 +38,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture
 def client(setup: dict) -> TestClient:
     settings = DemoSettings(images=setup["images"], max_side=100, max_upload_mb=0.05)
-    return TestClient(create_app(setup["predictor"], settings), raise_server_exceptions=False)
+    return demo_client(create_app(setup["predictor"], settings))
 
 
 def _png(array: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -169,7 +169,7 @@ def test_page_and_openapi_are_served_offline(client: TestClient) -> None:
 
 
 def test_without_an_images_folder_only_uploads_work(setup: dict) -> None:
-    client = TestClient(create_app(setup["predictor"]), raise_server_exceptions=False)
+    client = demo_client(create_app(setup["predictor"]))
     assert client.get("/api/images").json() == {"images": []}
     _error(client.post("/api/sessions", json={"image": "img-0.jpg"}), 404, "no --images folder")
 
@@ -195,7 +195,7 @@ def test_a_prev_mask_model_sees_its_prediction_before_the_last_click(setup: dict
     """As in training and NoC: click k is predicted with the probabilities of click k - 1; undo goes back."""
     predictor = Predictor.from_checkpoint(make_demo_checkpoint(setup["root"] / "prev.pt", prev_mask=True),
                                           device="cpu")
-    client = TestClient(create_app(predictor, DemoSettings(images=setup["images"])), raise_server_exceptions=False)
+    client = demo_client(create_app(predictor, DemoSettings(images=setup["images"])))
     sid = _open(client)["id"]
     image = _decode(client.get(f"/api/sessions/{sid}/image").content)
     clicks = [(30, 50, True), (10, 8, False), (50, 70, True)]

@@ -39,6 +39,7 @@ from ifcn.trainer.evaluation.semantic import (
     write_semantic_report,
 )
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.zoom import ZoomIn, ZoomSettings
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.precision import check_precision
 from ifcn.trainer.validation import validate_interactive, validate_semantic
@@ -94,9 +95,12 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
     if previous:
         move_aside(Path(out), previous)
     predictor = Predictor(model, "interactive", dev, precision, batch_invariant)
+    if settings.zoom_in:
+        predictor = ZoomIn(predictor, ZoomSettings(target=settings.zoom_in))
     ckpt = Path(checkpoint)
     name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
-    label = label or f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
+    label = label or (f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
+                      + (f" +zoom {settings.zoom_in}" if settings.zoom_in else ""))
     run_settings = {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
                     "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit, "device": str(dev),
                     "precision": precision, "batch_invariant": batch_invariant, "workers": workers,
