@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from ifcn.trainer.checkpoint import save_checkpoint
+from ifcn.trainer.demo.app import DemoSettings
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model
 
@@ -82,3 +84,12 @@ def make_demo_checkpoint(path: Path, backbone: str = "resnet18", prev_mask: bool
 def demo_client(app: FastAPI) -> TestClient:
     """A test client of the demo app that sends `Host: DEMO_HOST` and gets 5xx as responses (not exceptions)."""
     return TestClient(app, base_url=f"http://{DEMO_HOST}", raise_server_exceptions=False)
+
+
+def session_probs(predictor: Predictor, image: np.ndarray, clicks: list, **kwargs: Any) -> np.ndarray:
+    """The Predictor called as the demo calls it: each click's prediction fed to the next (zoom-in, by default on,
+    finds the object in it)."""
+    prev = None
+    for k in range(1, len(clicks) + 1):
+        prev = predictor.predict(image, clicks[:k], prev=prev, zoom=DemoSettings().zoom, **kwargs)
+    return prev

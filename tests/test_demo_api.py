@@ -18,7 +18,7 @@ from PIL import Image
 from ifcn.trainer.demo.app import DemoSettings, create_app
 from ifcn.trainer.evaluation.cli import main
 from ifcn.trainer.inference import Predictor
-from tests.demo_data import demo_client, make_demo_checkpoint, sample_image, write_images
+from tests.demo_data import demo_client, make_demo_checkpoint, sample_image, session_probs, write_images
 from tests.eval_data import make_checkpoint
 
 
@@ -76,7 +76,7 @@ def test_click_flow_matches_the_predictor(client: TestClient, setup: dict) -> No
         state = client.post(f"/api/sessions/{sid}/clicks", json={"y": y, "x": x, "positive": positive}).json()
     assert [(c["y"], c["x"], c["positive"]) for c in state["clicks"]] == clicks
     assert state["prediction_ms"] > 0
-    expected = setup["predictor"].predict(image, clicks) > 0.5
+    expected = session_probs(setup["predictor"], image, clicks) > 0.5
     assert 0 < expected.sum() < expected.size
     download = client.get(f"/api/sessions/{sid}/mask.png")
     assert download.headers["content-type"] == "image/png"
@@ -88,10 +88,11 @@ def test_click_flow_matches_the_predictor(client: TestClient, setup: dict) -> No
     state = client.post(f"/api/sessions/{sid}/undo").json()
     assert len(state["clicks"]) == 2
     np.testing.assert_array_equal(_decode(client.get(f"/api/sessions/{sid}/mask.png").content) > 0,
-                                  setup["predictor"].predict(image, clicks[:2]) > 0.5)
+                                  session_probs(setup["predictor"], image, clicks[:2]) > 0.5)
     state = client.patch(f"/api/sessions/{sid}", json={"grabcut": True}).json()
     assert state["grabcut"] is True
-    refined = setup["predictor"].predict(image, clicks[:2], grabcut=True) > 0.5
+    p1 = session_probs(setup["predictor"], image, clicks[:1])
+    refined = setup["predictor"].predict(image, clicks[:2], prev=p1, zoom=DemoSettings().zoom, grabcut=True) > 0.5
     np.testing.assert_array_equal(_decode(client.get(f"/api/sessions/{sid}/mask.png").content) > 0, refined)
     state = client.post(f"/api/sessions/{sid}/reset").json()
     assert state["clicks"] == [] and not _decode(client.get(f"/api/sessions/{sid}/mask.png").content).any()
@@ -202,7 +203,7 @@ def test_a_prev_mask_model_sees_its_prediction_before_the_last_click(setup: dict
     expected, prev = [], None
     for y, x, positive in clicks:
         client.post(f"/api/sessions/{sid}/clicks", json={"y": y, "x": x, "positive": positive})
-        prev = predictor.predict(image, clicks[:len(expected) + 1], prev=prev)
+        prev = predictor.predict(image, clicks[:len(expected) + 1], prev=prev, zoom=DemoSettings().zoom)
         expected.append(prev > 0.5)
         mask = _decode(client.get(f"/api/sessions/{sid}/mask.png").content) > 0
         np.testing.assert_array_equal(mask, expected[-1])

@@ -25,7 +25,7 @@ from PIL import Image
 
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import read_image
-from tests.demo_data import DEMO_HOST, make_demo_checkpoint, write_images
+from tests.demo_data import DEMO_HOST, make_demo_checkpoint, session_probs, write_images
 from tests.ports import free_port
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -148,7 +148,7 @@ def _clicks(state: dict) -> list[tuple[int, int, bool]]:
 
 def _expected_mask(predictor: Predictor, server: dict, state: dict) -> np.ndarray:
     image = read_image(server["images"] / state["name"], 4096).rgb
-    return predictor.predict(image, _clicks(state)) > 0.5
+    return session_probs(predictor, image, _clicks(state)) > 0.5
 
 
 def test_clicks_give_the_predictor_mask_and_it_downloads(server: dict, predictor: Predictor,

@@ -187,7 +187,7 @@ def test_prev_mask_history_is_bounded_and_undo_past_it_gives_the_same_masks(setu
     expected, prev = [], None
     for k, (y, x, positive) in enumerate(clicks, 1):
         client.post(f"/api/sessions/{sid}/clicks", json={"y": y, "x": x, "positive": positive})
-        prev = predictor.predict(image, clicks[:k], prev=prev)
+        prev = predictor.predict(image, clicks[:k], prev=prev, zoom=DemoSettings().zoom)
         expected.append(prev > 0.5)
         assert len(app.state.sessions.get(sid).history) <= 2
     for k in range(len(clicks) - 1, 0, -1):  # undo down to one click: past the two kept maps

@@ -219,7 +219,7 @@ def test_settings_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="--iou"):
         NocSettings(iou_thresholds=(1.2,))
     with pytest.raises(ValueError, match="refinement"):
-        NocSettings(refine="crf")
+        NocSettings(refine="graphcut")
 
 
 def test_grabcut_improves_a_rough_prediction_of_a_colour_separable_object() -> None:

@@ -101,15 +101,23 @@ def validate_interactive(model: torch.nn.Module, shards: ShardSet, device: torch
 def validate_semantic(model: torch.nn.Module, shards: ShardSet, device: torch.device | str, num_classes: int = 21,
                       batch_size: int = 8, limit: int | None = None, precision: str = "fp32",
                       on_batch: Callable[[int], None] | None = None, *,
-                      check_digest: bool = True) -> ConfusionMatrix:
+                      check_digest: bool = True,
+                      refine: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> ConfusionMatrix:
     """Confusion matrix of argmax predictions against the class maps (255 ignored), summed over all ranks.
-    `on_batch(images)` is called after each batch (a progress bar); `check_digest=False` skips the per-sample sha256."""
+    `on_batch(images)` is called after each batch (a progress bar); `check_digest=False` skips the per-sample sha256;
+    `refine(image, probabilities)` (RGB uint8 (H, W, 3), softmax (C, H, W)) replaces the argmax with its label map
+    (a dense CRF: `ifcn-eval miou --crf`)."""
     device = torch.device(device)
     matrix = ConfusionMatrix(num_classes, device)
     with EvalMode(model), torch.inference_mode():
         for items in _same_size_batches(eval_items(shards, "semantic", limit, check_digest), batch_size):
             logits, target = forward_items(model, items, "semantic", device, precision)
-            matrix.update(logits.argmax(1), target)
+            if refine is None:
+                pred = logits.argmax(1)
+            else:
+                probs = logits.softmax(1).cpu().numpy()
+                pred = torch.from_numpy(np.stack([refine(i.image, p) for i, p in zip(items, probs, strict=True)]))
+            matrix.update(pred, target)
             if on_batch is not None:
                 on_batch(len(items))
     matrix.all_reduce()

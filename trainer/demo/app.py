@@ -40,6 +40,7 @@ from ifcn.trainer.inference.images import (
     max_pixels_of,
     read_image,
 )
+from ifcn.trainer.inference.zoom import ZoomSettings
 from ifcn.trainer.web import json_errors
 from ifcn.trainer.web.body_limit import BodyLimitMiddleware
 from ifcn.trainer.web.hosts import AllowedHostsMiddleware, allowed_hosts
@@ -68,6 +69,9 @@ class DemoSettings:
     prev_mask_history: int = DEFAULT_CAPACITY
     grabcut_side: int = 1024
     allowed_hosts: frozenset[str] = allowed_hosts("127.0.0.1")
+    #: Zoom-in inference (`ifcn.trainer.inference.zoom`): later clicks predicted on a view of this long side around
+    #: the object, whole-image passes at most twice that; 0 = off (every click on the whole image).
+    zoom_in: int = 400
 
     def __post_init__(self) -> None:
         if self.images is not None and not Path(self.images).is_dir():
@@ -87,6 +91,13 @@ class DemoSettings:
                 raise ValueError(f"{flag} must be at least {least}, got {value}")
         if not self.allowed_hosts:
             raise ValueError("no allowed host: pass --allowed-host NAME (the name users open the page by)")
+        if self.zoom_in and self.zoom_in < 32:
+            raise ValueError(f"--zoom-in must be 0 (off) or at least 32 pixels, got {self.zoom_in}")
+
+    @property
+    def zoom(self) -> ZoomSettings | None:
+        """The zoom-in of every click, or None when off."""
+        return ZoomSettings(target=self.zoom_in, whole_side=2 * self.zoom_in) if self.zoom_in else None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -191,10 +202,15 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
                                      "or /api/sessions/upload")
         return session
 
+    zoom = settings.zoom
+    #: A `--prev-mask` network sees its previous prediction; zoom-in finds the object in it.
+    keeps_history = predictor.prev_mask or zoom is not None
+
     def predict(session: Session) -> SessionState:
         """Predict with the session's clicks (caller holds the session's lock); no click = empty mask. A
         `--prev-mask` network sees its prediction before the last click, as in training and NoC evaluation (undone
-        clicks take their predictions with them)."""
+        clicks take their predictions with them); with zoom-in, clicks after the first are predicted on a view
+        around the object that prediction shows."""
         clicks = session.clicks
         if not clicks:
             session.history.truncate(0)
@@ -203,10 +219,11 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
         start = time.perf_counter()
         with predict_lock:
             prev = None
-            if predictor.prev_mask:
-                prev = session.history.previous(clicks, lambda c, p: predictor.predict(session.image, c, prev=p))
-            probs = predictor.predict(session.image, clicks, prev=prev)
-            if predictor.prev_mask:
+            if keeps_history:
+                prev = session.history.previous(clicks, lambda c, p: predictor.predict(session.image, c, prev=p,
+                                                                                        zoom=zoom))
+            probs = predictor.predict(session.image, clicks, prev=prev, zoom=zoom)
+            if keeps_history:
                 session.history.append(len(clicks), probs)
             session.mask = probs > settings.threshold
             if session.grabcut:

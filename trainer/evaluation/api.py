@@ -39,6 +39,7 @@ from ifcn.trainer.evaluation.semantic import (
     write_semantic_report,
 )
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.crf import CrfParams, crf_labels, require_crf
 from ifcn.trainer.inference.zoom import ZoomIn, ZoomSettings
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.precision import check_precision
@@ -104,7 +105,8 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
     run_settings = {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
                     "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit, "device": str(dev),
                     "precision": precision, "batch_invariant": batch_invariant, "workers": workers,
-                    "sample_checksums": check_digest}
+                    "sample_checksums": check_digest,
+                    "crf": CrfParams().to_dict() if settings.refine == "crf" else None}
     summaries: dict[str, dict[str, Any]] = {}
     for dataset in datasets:
         skipped: Counter = Counter()
@@ -145,12 +147,16 @@ def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch
 
 def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,
              limit: int | None = None, precision: str = "fp32", out: Path | None = None,
-             check_digest: bool = True, overwrite: bool = False) -> tuple[dict[str, Any], str]:
-    """Semantic mIoU, pixel accuracy and per-class IoU over the split (`limit` caps images).
+             check_digest: bool = True, crf: CrfParams | None = None,
+             overwrite: bool = False) -> tuple[dict[str, Any], str]:
+    """Semantic mIoU, pixel accuracy and per-class IoU over the split (`limit` caps images), of the argmax or, with
+    `crf`, of the dense CRF's labels at each image's own size.
 
     Returns (summary, printable table); with `out`, writes semantic.json and the row-normalised confusion.png (an
     earlier report there is refused, or with `overwrite` moved into `out/previous-<time>/`).
     """
+    if crf is not None:
+        require_crf()
     shard_set = resolve_shards(shards)
     previous = [] if out is None else earlier_report(Path(out), SEMANTIC_REPORT_FILES, overwrite=overwrite)
     dev = resolve_device(device)
@@ -158,13 +164,14 @@ def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batc
     model, config, state = load_for("miou", checkpoint, dev)
     if previous:
         move_aside(Path(out), previous)
+    refine = None if crf is None else (lambda image, probs: crf_labels(image, probs, crf))
     matrix = validate_semantic(model, shard_set, dev, config.num_classes, batch_size=batch_size, limit=limit,
-                               precision=precision, check_digest=check_digest)
+                               precision=precision, check_digest=check_digest, refine=refine)
     scores = matrix.scores()
     names = class_names(config.num_classes)
     counts = matrix.matrix.cpu().numpy()
     summary = {"command": "miou", **_provenance(Path(checkpoint), config, state, shard_set), "limit": limit,
-               **semantic_summary(scores, counts, names)}
+               "crf": None if crf is None else crf.to_dict(), **semantic_summary(scores, counts, names)}
     if out is not None:
         write_semantic_report(Path(out), summary, counts, names)
     return summary, format_scores(scores, names)

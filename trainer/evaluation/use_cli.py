@@ -7,10 +7,15 @@ the tests call too. Heavy imports (torch, the web server) happen inside the comm
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ifcn.trainer.evaluation.cli_errors import user_errors
+from ifcn.trainer.evaluation.crf_options import crf_options
+
+if TYPE_CHECKING:
+    from ifcn.trainer.inference.crf import CrfParams
 
 #: Mirrors `ifcn.trainer.inference.images.DEFAULT_MAX_MEGAPIXELS` (not imported: `--help` loads no PIL or torch).
 _MAX_MEGAPIXELS = click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100.0,
@@ -52,9 +57,12 @@ _DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), d
 @click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
               help="Another host name (or address) the page may be opened by; repeat for several; '*' allows any. "
                    "The bound address (and, for loopback or 0.0.0.0, 127.0.0.1/localhost/::1) always works.")
+@click.option("--zoom-in", type=click.IntRange(min=0), default=400, show_default=True,
+              help="Zoom-in inference: clicks after the first are predicted on a view around the object resized to "
+                   "this long side (first clicks on the whole image at most twice that); 0 = off.")
 def demo(checkpoint: Path, images: Path | None, host: str, port: int, device: str, max_side: int,
          max_upload_mb: float, threshold: float, max_sessions: int, max_megapixels: float, max_decodes: int,
-         prev_mask_history: int, grabcut_side: int, allowed_host: tuple[str, ...]) -> None:
+         prev_mask_history: int, grabcut_side: int, allowed_host: tuple[str, ...], zoom_in: int) -> None:
     """Serve a web page to select objects by clicking (left: add, right or shift+left: remove).
 
     The page works offline; its JSON API is described at /openapi.json and usable without the page.
@@ -65,7 +73,8 @@ def demo(checkpoint: Path, images: Path | None, host: str, port: int, device: st
 
     with user_errors():
         settings = DemoSettings(images, max_side, max_upload_mb, threshold, max_sessions, max_megapixels,
-                                max_decodes, prev_mask_history, grabcut_side, allowed_hosts(host, allowed_host))
+                                max_decodes, prev_mask_history, grabcut_side, allowed_hosts(host, allowed_host),
+                                zoom_in)
         run_demo(checkpoint, settings, host=host, port=port, device=device, log=click.echo)
 
 
@@ -110,8 +119,9 @@ def export(checkpoint: Path, fmt: str, out: Path, with_clicks: bool) -> None:
               help="Files that are not readable images: skip them with a message, or stop.")
 @_MAX_MEGAPIXELS
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@crf_options
 def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, tile: int, overlap: int, device: str,
-            on_error: str, max_megapixels: float, no_progress: bool) -> None:
+            on_error: str, max_megapixels: float, no_progress: bool, crf: CrfParams | None) -> None:
     """Segment images of any size with a semantic checkpoint: VOC-coloured masks, index masks or overlays."""
     from ifcn.trainer.inference.predict_images import SUMMARY_NAME, run_predict
     from ifcn.trainer.inference.semantic import Sizing
@@ -120,8 +130,10 @@ def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, t
         sizing = Sizing(max_side or None, tile or None, overlap)
         summary = run_predict(checkpoint, images, out, fmt=fmt, sizing=sizing, device=device, on_error=on_error,
                               max_megapixels=max_megapixels, progress=not no_progress,
-                              log=lambda m: click.echo(m, err=True))
-    click.echo(f"{len(summary['images'])} images segmented ({sizing.describe()}), {len(summary['skipped'])} skipped; "
+                              log=lambda m: click.echo(m, err=True), crf=crf)
+    refined = "" if crf is None else f", dense CRF {crf.iterations} iterations"
+    click.echo(f"{len(summary['images'])} images segmented ({sizing.describe()}{refined}), "
+               f"{len(summary['skipped'])} skipped; "
                f"wrote {out} ({fmt}) and {out / SUMMARY_NAME}")
 
 
