@@ -72,12 +72,18 @@ def output_lock(folder: Path, what: str) -> Iterator[None]:
 
     `what` names this writer in the message a second writer gets (e.g. `ifcn-train`). Raises `FolderLockedError`
     when another live process holds the lock. Not re-entrant: a second `output_lock` on the same folder inside the
-    block is refused too.
+    block is refused too. Folders it had to create are removed again when the block leaves them empty (a command
+    refused after taking the lock leaves no empty output folder behind).
     """
     folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    fd = _open_locked(path, what)
+    try:
+        fd = _open_locked(path, what)
+    except BaseException:
+        _remove_empty(created)
+        raise
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, _holder_record(what), 0)
@@ -85,3 +91,13 @@ def output_lock(folder: Path, what: str) -> Iterator[None]:
     finally:
         path.unlink(missing_ok=True)  # while still holding the lock: a waiting opener then retries on a fresh file
         os.close(fd)
+        _remove_empty(created)
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders of `created` (innermost first) that are empty; stop at the first that is not."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return

@@ -21,6 +21,7 @@ from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD
 from ifcn.pipeline.sources import SOURCES
 from ifcn.shards.formats import FORMATS
 from ifcn.shards.manifest import MANIFEST_NAME
+from ifcn.shards.remote import read_timeout_option
 
 CLICK_HELP = {
     "d_margin": "Clicks keep at least this many pixels from the object boundary (positives, strategy 1 and 2).",
@@ -156,6 +157,7 @@ def sample(source: str, root: Path | None, voc_root: Path | None, coco_images: P
 
 @main.command()
 @click.argument("shards")
+@read_timeout_option
 def verify(shards: str) -> None:
     """Check the dataset SHARDS (a folder holding manifest.json, the manifest file, or its http(s):// or pipe: URL)
     against its manifest: every shard's size, sha256, samples and counts; in a folder, also files left over by
@@ -184,6 +186,7 @@ def verify(shards: str) -> None:
               help="Object id [default: the first with clicks].")
 @click.option("--pair", type=click.IntRange(min=0), default=0, show_default=True, help="Click pair to draw.")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output PNG file.")
+@read_timeout_option
 def inspect(shards: str, key: str | None, object_id: int | None, pair: int, png: Path) -> None:
     """Draw one sample of SHARDS (a folder holding manifest.json, a manifest, a shard pattern, or their URLs) with its
     clicks to a PNG."""

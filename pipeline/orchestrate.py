@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,19 +181,24 @@ def local_cluster(workers: int) -> Any:
                         silence_logs=logging.ERROR, preload=[build_shard.__module__])
 
 
-def _run_tasks(client: Any, tasks: list[ShardTask], progress: bool, out: Path) -> list[ShardResult]:
+def _run_tasks(client: Any, tasks: list[ShardTask], progress: bool, out: Path,
+               log: Callable[[str], None]) -> list[ShardResult]:
     """Submit one task per shard and collect the results; stop at the first bad input (`--on-error fail`) or full
-    disk (`DiskFullError` for `out`, the folder the user named)."""
+    disk (`DiskFullError` for `out`, the folder the user named). Says which finished shards were rebuilt because
+    their input files changed."""
     from distributed import as_completed
     from tqdm import tqdm
 
     futures = [client.submit(build_shard, task, pure=False, retries=TASK_RETRIES) for task in tasks]
+    names = {task.spec.index: task.name for task in tasks}
     results: list[ShardResult] = []
     try:
         with tqdm(total=len(futures), desc=f"{tasks[0].split} shards", unit="shard", disable=not progress,
                   file=sys.stderr) as bar:
             for future in as_completed(futures):
                 result: ShardResult = future.result()
+                if result.stale:
+                    log(f"{out / names[result.index]}: {result.stale}")
                 if is_disk_full(result.error):
                     raise _disk_full(out, tasks, results, result)
                 if result.error is not None:
@@ -276,7 +281,7 @@ def run_sample(job: SampleJob, log: Callable[[str], None] = _stderr) -> SampleRe
             ready = time.perf_counter()
             claim_output(folder, record, names)
             try:
-                results = _run_tasks(client, tasks, job.progress, out)
+                results = _run_tasks(client, tasks, job.progress, out, log)
             except BaseException:
                 if replacing:
                     log(f"{out}: the dataset there is unchanged; the new one stays unfinished in {folder}, where a "
@@ -296,14 +301,8 @@ def run_sample(job: SampleJob, log: Callable[[str], None] = _stderr) -> SampleRe
 def _locked(out: Path) -> Iterator[None]:
     """Hold `out`'s lock for the block, with a full disk as one line. A folder the lock had to create is removed
     again when the job stops having written nothing into it (another job's lock, an unreachable cluster)."""
-    created = not out.exists()
-    try:
-        with output_lock(out, LOCK_HOLDER), _disk_full_as_one_line(out):
-            yield
-    finally:
-        if created:
-            with suppress(OSError):  # not empty: the job wrote something, which stays
-                out.rmdir()
+    with output_lock(out, LOCK_HOLDER), _disk_full_as_one_line(out):
+        yield
 
 
 def _tidy(out: Path, names: list[str], log: Callable[[str], None]) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ifcn.plotting import DPI, blank_figure, save_png
-from ifcn.shards.manifest import resolve_shards
+from ifcn.outputs import check_outputs
+from ifcn.plotting import DPI, blank_figure, is_own_png, save_png
+from ifcn.shards.manifest import MANIFEST_NAME, ShardSet, resolve_shards
 from ifcn.shards.reader import read_shard
 from ifcn.shards.records import ObjectClicks, Sample
 
@@ -32,9 +33,11 @@ class View:
     title: str
 
 
-def find_sample(shards: str | Path, key: str | None = None) -> Sample:
-    """The sample `key` of a shard set (folder, manifest or pattern); without a key, the first sample of all."""
-    shard_set = resolve_shards(shards)
+def find_sample(shards: str | Path | ShardSet, key: str | None = None) -> Sample:
+    """The sample `key` of a shard set (folder, manifest or pattern, or one resolved already); without a key, the
+    first sample of all."""
+    shard_set = shards if isinstance(shards, ShardSet) else resolve_shards(shards)
+    shards = shard_set.where if isinstance(shards, ShardSet) else shards
     for location in shard_set.locations:
         for sample in read_shard(location):
             if key is None or sample.key == key:
@@ -99,5 +102,9 @@ def draw_sample(sample: Sample, png: Path, object_id: int | None = None, pair: i
 
 def inspect_output(shards: str | Path, png: Path, key: str | None = None, object_id: int | None = None,
                    pair: int = 0) -> View:
-    """Find a sample in the shards and draw it to `png`."""
-    return draw_sample(find_sample(shards, key), png, object_id, pair)
+    """Find a sample in the shards and draw it to `png`, which may not be one of the shards, their manifest or another
+    file that is not a figure of this tool."""
+    shard_set = resolve_shards(shards)
+    inputs = [*shard_set.locations, shards, Path(shards) / MANIFEST_NAME]
+    check_outputs([Path(png)], flag="--png", inputs=inputs, ours=is_own_png)
+    return draw_sample(find_sample(shard_set, key), png, object_id, pair)

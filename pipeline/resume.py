@@ -2,7 +2,8 @@
 
 At its start a job writes `OUT/.ifcn-job.json` (tool version, generation parameters, source). Every finished shard
 gets a sidecar `OUT/.ifcn-sidecars/<shard>.json` written after the shard itself; a shard is kept only when its sidecar
-belongs to the same job and its size and sha256 still match. Everything else is rewritten, which gives the same bytes.
+belongs to the same job, its size and sha256 still match and the input files it records are unchanged
+(`ifcn.pipeline.provenance`). Everything else is rewritten, which gives the same bytes for the same inputs.
 
 The folder may hold the user's own files too. Only what an earlier run recorded is ever replaced or removed: the job
 file and the shard names its plan gives, the manifest and the shards it lists, the sidecars, and temporaries of those
@@ -177,9 +178,20 @@ def sidecar_path(out: Path, shard_name: str) -> Path:
     return out / SIDECAR_DIR / f"{shard_name}{SIDECAR_SUFFIX}"
 
 
-def write_sidecar(out: Path, record: ShardRecord, job_id: str) -> None:
-    payload = {"job": job_id, **asdict(record)}
+def write_sidecar(out: Path, record: ShardRecord, job_id: str, inputs: list[dict[str, Any]]) -> None:
+    """Record a finished shard: its job, manifest entry and skips, and the input files it was built from
+    (`ifcn.pipeline.provenance.fingerprint_files`)."""
+    payload = {"job": job_id, **asdict(record), "inputs": inputs}
     atomic_write_bytes(sidecar_path(out, record.entry.path), canonical_json(payload))
+
+
+def recorded_inputs(out: Path, shard_name: str) -> list[dict[str, Any]] | None:
+    """The input files the sidecar of `out/shard_name` records, or None (no sidecar, or one of an older version)."""
+    try:
+        inputs = json.loads(sidecar_path(out, shard_name).read_text())["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return inputs if isinstance(inputs, list) else None
 
 
 def read_sidecar(path: Path) -> tuple[str, ShardRecord] | None:

@@ -6,7 +6,8 @@ its folder). Per shard, the checksum proves the bytes are the ones written; read
 that the manifest's counts and key range describe it, that every image and mask has the size its clicks were drawn
 for, and that no image appears twice: what the trainer and evaluator rely on. A manifest at a URL is verified by
 streaming each shard once (hashed while it downloads). In a local folder, files a killed writer left (temporaries,
-an unfinished `--overwrite` run) are problems too; the user's own files are listed, and left alone.
+an unfinished `--overwrite` run) are problems too, and so are stale shards, built from input files that changed since
+(their sidecars record them); the user's own files are listed, and left alone.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ from PIL import Image
 from ifcn.errors import InputError
 from ifcn.io import file_sha256, temporary_target
 from ifcn.lock import LOCK_NAME
+from ifcn.pipeline.provenance import changed_files, describe_changes
 from ifcn.pipeline.replace import REPLACE_ENTRIES
-from ifcn.pipeline.resume import JOB_FILE, SIDECAR_DIR, SIDECAR_SUFFIX
+from ifcn.pipeline.resume import JOB_FILE, SIDECAR_DIR, SIDECAR_SUFFIX, recorded_inputs
 from ifcn.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry, load_manifest, resolve_shards
 from ifcn.shards.reader import is_remote, open_location, read_shard
 from ifcn.shards.records import Sample
+from ifcn.shards.remote import with_retries
 
-RERUN = "rerun `ifcn-prep sample` with the same options: it rewrites bad shards and removes its own leftovers"
+RERUN = ("rerun `ifcn-prep sample` with the same options: it rewrites bad and stale shards and removes its own "
+         "leftovers")
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def _check_remote(location: str, entry: ShardEntry, seen: set[str]) -> str | Non
     with tempfile.TemporaryDirectory(prefix="ifcn-verify-") as tmp:
         local = Path(tmp) / entry.path
         try:
-            digest = _download(location, local)
+            digest = with_retries(lambda: _download(location, local))
         except Exception as e:  # curl, the pipe command or the network failed
             return f"could not be read from {location} ({type(e).__name__}: {e})"
         return check_shard(local, entry, seen, digest)
@@ -180,4 +184,16 @@ def verify_output(shards: str | Path) -> Verification:
     folder = manifest_path.parent
     problems = _shard_problems(manifest.shards, (str(folder / e.path) for e in manifest.shards))
     leftovers, others = _leftovers(manifest_path, manifest)
-    return Verification(tuple(problems + leftovers), tuple(others))
+    return Verification(tuple(problems + _stale(folder, manifest) + leftovers), tuple(others))
+
+
+def _stale(folder: Path, manifest: Manifest) -> list[Problem]:
+    """Shards whose sidecar records input files that changed since they were built (shards without a recorded
+    input list, copied without their sidecars or written by an older version, cannot be judged and pass)."""
+    problems = []
+    for entry in manifest.shards:
+        changed = changed_files(recorded_inputs(folder, entry.path))
+        if changed:
+            problems.append(Problem(entry.path, f"stale: changed since it was built: {describe_changes(changed)}. "
+                                    f"Fix: {RERUN}"))
+    return problems

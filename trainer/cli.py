@@ -18,6 +18,7 @@ from click.core import ParameterSource
 from ifcn.disk import DiskFullError
 from ifcn.errors import InputError
 from ifcn.flags import setting_name
+from ifcn.shards.remote import read_timeout_option
 from ifcn.trainer.config import CHOICES, TrainConfig, config_from_flags, default_workers
 from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.train import SetupError, train
@@ -125,6 +126,7 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
          "config.json; flags given too must be changes a resume allows.")
 @setting("--overwrite", is_flag=True, help="Start afresh in an --out that holds another run: its files are moved "
          "into OUT/previous-<time>/, never deleted.")
+@read_timeout_option
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start a new run with the settings of a stored config.json (flags given too override them).")
 @click.pass_context

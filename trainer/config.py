@@ -9,8 +9,12 @@ setting them for the other task can be refused; so is `iterative_prob`, which ap
 
 from __future__ import annotations
 
+import difflib
 import json
-from dataclasses import asdict, dataclass, field, fields
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,10 @@ from ifcn.trainer.schedule import SCHEDULES
 DEFAULT_NUM_CLASSES = len(VOC_CLASSES)
 #: Click-channel initialisation when `--first-layer-init` is not given.
 DEFAULT_FIRST_LAYER_INIT = "zero"
+#: Largest `--crop` (a 4096² crop of a batch already takes gigabytes) and `--scale-range` maximum: beyond them a
+#: typing mistake (`--crop 100000`) would try to allocate tens of gigabytes before failing.
+MAX_CROP = 4096
+MAX_SCALE = 8.0
 #: Settings that describe one invocation, never taken over from a stored configuration.
 PER_INVOCATION = frozenset({"out", "resume", "overwrite"})
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -101,6 +109,9 @@ class TrainConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
+        problems = type_problems(asdict(self))
+        if problems:
+            raise ValueError("; ".join(problems))
         object.__setattr__(self, "scale_range", tuple(self.scale_range))  # JSON gives a list
         problems = [m for ok, m in self._checks() if not ok]
         if problems:
@@ -127,8 +138,9 @@ class TrainConfig:
             (bool(self.out), "--out is required"),
             (self.epochs >= 0, "--epochs must be ≥ 0 (0 = validate and save the initial model)"),
             (self.batch_size >= 1, "--batch-size must be ≥ 1"),
-            (self.crop >= 32, f"--crop must be at least 32 pixels (the models' smallest input), got {self.crop}"),
-            (0 < lo <= hi, f"--scale-range needs 0 < MIN ≤ MAX, got {lo} {hi}"),
+            (32 <= self.crop <= MAX_CROP, f"--crop must lie in 32..{MAX_CROP} pixels (32: the models' smallest "
+             f"input), got {self.crop}"),
+            (0 < lo <= hi <= MAX_SCALE, f"--scale-range needs 0 < MIN ≤ MAX ≤ {MAX_SCALE:g}, got {lo} {hi}"),
             (self.lr > 0, "--lr must be > 0"),
             (self.weight_decay >= 0, "--weight-decay must be ≥ 0"),
             (self.warmup_steps >= 0, "--warmup-steps must be ≥ 0"),
@@ -203,6 +215,55 @@ class TrainConfig:
         d["scale_range"] = list(self.scale_range)
         return d
 
+    def with_resolved_paths(self) -> TrainConfig:
+        """The same settings with local paths (shards, starting weights) made absolute, as `config.json` stores
+        them, so that `--resume` and `--config` work from any directory."""
+        def resolved(value: str | None) -> str | None:
+            if not value or "://" in value or value.startswith("pipe:") or value in ("imagenet", "none"):
+                return value
+            return os.path.abspath(os.path.expanduser(value))
+
+        return replace(self, shards=resolved(self.shards), val_shards=resolved(self.val_shards),
+                       weights=resolved(self.weights), init_from=resolved(self.init_from))
+
+
+#: What each annotated type of a setting accepts, and how a message names it.
+_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "float": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false (JSON, unquoted)"),
+    "tuple[float, float]": (lambda v: isinstance(v, list | tuple) and len(v) == 2
+                            and all(_KINDS["float"][0](x) for x in v), "two numbers, [MIN, MAX]"),
+}
+#: Keys `ifcn-train` writes into config.json besides the settings (what the run found; never read back as settings).
+RECORDED = frozenset({"model_config", "model_name", "world_size", "steps_per_epoch", "train_items", "manifest_id"})
+
+
+def type_problems(settings: dict[str, Any]) -> list[str]:
+    """One message per setting whose value is not of its type (`"epochs": "2"`, `"channels_last": "false"`,
+    `"crop": null`), naming the flag and the type it takes."""
+    problems = []
+    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    for name, value in settings.items():
+        kind = types.get(name)
+        if kind is None:
+            continue
+        optional = kind.endswith(" | None")
+        accepts, described = _KINDS[kind.removesuffix(" | None")]
+        if not (accepts(value) or (optional and value is None)):
+            problems.append(f"{flag(name)} takes {described}{' or null' if optional else ''}, got "
+                            f"{json.dumps(value) if _jsonable(value) else repr(value)}")
+    return problems
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
 
 def settings_of(stored: dict[str, Any]) -> dict[str, Any]:
     """The TrainConfig settings in a stored dict, the other task's task-specific settings dropped."""
@@ -227,6 +288,13 @@ def read_config_file(path: Path, what: str) -> dict[str, Any]:
         raise ValueError(f"{what}: {path} is not a readable config.json ({e})") from None
     if not isinstance(stored, dict):
         raise ValueError(f"{what}: {path} does not hold a JSON object of settings")
+    names = [f.name for f in fields(TrainConfig)]
+    unknown = [f"{key!r} is not a setting" + (f" (did you mean {close[0]!r}?)" if close else "; see ifcn-train --help")
+               for key in stored if key not in names and key not in RECORDED
+               for close in [difflib.get_close_matches(str(key), names, n=1)]]
+    problems = unknown + type_problems({k: v for k, v in stored.items() if k not in PER_INVOCATION})
+    if problems:
+        raise ValueError("\n".join(f"{what} {path}: {problem}" for problem in problems))
     return settings_of(stored)
 
 

@@ -24,8 +24,15 @@ CURVES = "curves.png"
 TENSORBOARD = "tb"
 #: Every file (or folder) a run writes in its folder.
 RUN_FILES = (LAST, BEST, CONFIG, METRICS, CURVES, TENSORBOARD)
-#: What to do after a full disk stopped a run.
+#: What to do after a full disk stopped a run that has a checkpoint, and one that has none yet.
 DISK_FIX = "free some space, then continue the run with `ifcn-train --out RUN --resume`"
+DISK_FIX_BEFORE_CHECKPOINT = ("free some space, then run the same command again (the run stopped before its first "
+                              "checkpoint, so there is nothing to resume and nothing of it is kept)")
+
+
+def disk_fix(run_dir: Path) -> str:
+    """What to do after a full disk in `run_dir`: resume from `last.pt`, or, with none yet, start again."""
+    return DISK_FIX if (Path(run_dir) / LAST).exists() else DISK_FIX_BEFORE_CHECKPOINT
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -70,7 +77,7 @@ class RunFiles:
 
     def write_config(self, config: dict[str, Any]) -> None:
         if self.enabled:
-            with disk_full_guard(self.run_dir / CONFIG, None, DISK_FIX):
+            with disk_full_guard(self.run_dir / CONFIG, None, disk_fix(self.run_dir)):
                 write_json(self.run_dir / CONFIG, config)
 
     def keep_records_up_to(self, step: int) -> None:
@@ -79,7 +86,7 @@ class RunFiles:
             kept = [r for r in read_metrics(self.run_dir) if r.get("step", 0) <= step]
             path = self.run_dir / METRICS
             data = "".join(json.dumps(r) + "\n" for r in kept).encode()
-            with disk_full_guard(path, len(data), DISK_FIX):
+            with disk_full_guard(path, len(data), disk_fix(self.run_dir)):
                 atomic_write_bytes(path, data)
 
     def log(self, record: dict[str, Any]) -> None:
@@ -87,7 +94,7 @@ class RunFiles:
         if not self.enabled:
             return
         line = (json.dumps(record) + "\n").encode()
-        with disk_full_guard(self.run_dir / METRICS, len(line), DISK_FIX):
+        with disk_full_guard(self.run_dir / METRICS, len(line), disk_fix(self.run_dir)):
             append_line(self.run_dir / METRICS, line)
         if self.tensorboard is not None:
             self.tensorboard.scalars(record)
@@ -106,7 +113,7 @@ class RunFiles:
             axes[0, 1].set(xlabel="epoch", ylabel=metric, title="validation")
         fig.tight_layout()
         path = self.run_dir / CURVES
-        with disk_full_guard(path, None, DISK_FIX):
+        with disk_full_guard(path, None, disk_fix(self.run_dir)):
             save_png(fig, path)
         return path
 

@@ -9,15 +9,20 @@ files ever deleted are this tool's own temporaries, recognised by their exact na
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from ifcn.io import remove_own_temporaries
+from ifcn.outputs import PREVIOUS, OutputRefused, check_outputs, move_aside
 from ifcn.trainer.config import SetupError
 from ifcn.trainer.core.names import BEST, LAST
 from ifcn.trainer.run_files import RUN_FILES
 
-PREVIOUS = "previous-"
+
+def _run_file(_path: Path) -> bool:
+    """Every name of `RUN_FILES` is a run's own (another run's files are moved aside, never replaced)."""
+    return True
 
 
 def run_files_in(folder: Path) -> list[str]:
@@ -25,24 +30,16 @@ def run_files_in(folder: Path) -> list[str]:
     return [name for name in RUN_FILES if (Path(folder) / name).exists()]
 
 
-def move_aside(folder: Path, names: list[str]) -> Path:
-    """Move `names` of `folder` into a new `folder/previous-<UTC time>[-n]/` and return it."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    dest = folder / f"{PREVIOUS}{stamp}"
-    n = 1
-    while dest.exists():
-        n += 1
-        dest = folder / f"{PREVIOUS}{stamp}-{n}"
-    dest.mkdir()
-    for name in names:
-        (folder / name).rename(dest / name)
-    return dest
-
-
-def check_run_folder(run_dir: Path, *, resume: bool, overwrite: bool) -> list[str]:
+def check_run_folder(run_dir: Path, *, resume: bool, overwrite: bool, inputs: Iterable[Path | str] = ()) -> list[str]:
     """Whether `run_dir` can serve this run as asked, changing nothing: raises `SetupError` if not; returns the
-    previous run's files that `claim_run_folder` will move aside (`overwrite`)."""
+    previous run's files that `claim_run_folder` will move aside (`overwrite`). A new run refuses a folder where
+    one of its `inputs` (shards, starting weights, a stored config) is one of the files it writes or moves aside."""
     run_dir = Path(run_dir)
+    if not resume:
+        try:
+            check_outputs([run_dir / name for name in RUN_FILES], flag="--out", inputs=inputs, ours=_run_file)
+        except OutputRefused as e:
+            raise SetupError(str(e)) from None
     present = run_files_in(run_dir)
     if resume and LAST not in present:
         hint = (f"; it holds {BEST}: to start a new run from that model, pass --init-from {run_dir / BEST} with "
@@ -64,3 +61,18 @@ def claim_run_folder(run_dir: Path, previous: list[str]) -> Path | None:
     moved = move_aside(Path(run_dir), previous) if previous else None
     remove_own_temporaries(run_dir, RUN_FILES)  # a save killed half-way leaves only a temporary, never a bad last.pt
     return moved
+
+
+def forget_unfinished_start(run_dir: Path) -> None:
+    """After a new run that stopped before its first checkpoint (bad settings found late, a full disk, Ctrl-C):
+    remove the files it wrote (config.json, metrics, curves, TensorBoard events), so the folder is as before and the
+    same command can simply be run again. A run that saved `last.pt` keeps everything, to be resumed."""
+    run_dir = Path(run_dir)
+    if (run_dir / LAST).exists():
+        return
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

@@ -47,8 +47,8 @@ from ifcn.trainer.evaluation.validation import validate_interactive, validate_se
 from ifcn.trainer.loop import EpochOutcome, StepSettings, train_one_epoch
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.resume import load_resume_state
-from ifcn.trainer.run_files import DISK_FIX, TENSORBOARD, RunFiles
-from ifcn.trainer.run_folder import check_run_folder, claim_run_folder
+from ifcn.trainer.run_files import TENSORBOARD, RunFiles, disk_fix
+from ifcn.trainer.run_folder import check_run_folder, claim_run_folder, forget_unfinished_start
 from ifcn.trainer.run_state import Progress, model_only, restore_training, training_state
 from ifcn.trainer.schedule import Schedule, make_scheduler
 from ifcn.trainer.tb_log import TensorBoardLog, require_tensorboard, validation_previews
@@ -153,7 +153,8 @@ def _check_inputs(config: TrainConfig, ctx: DistContext, stack: ExitStack, conso
     previous: list[str] = []
     if ctx.is_main:  # the writing rank: one writer per folder
         stack.enter_context(output_lock(run_dir, LOCK_OWNER))
-        previous = check_run_folder(run_dir, resume=config.resume, overwrite=config.overwrite)
+        inputs = (config.shards, config.val_shards, config.init_from, config.weights)
+        previous = check_run_folder(run_dir, resume=config.resume, overwrite=config.overwrite, inputs=inputs)
         if config.tensorboard:
             require_tensorboard()
     shard_set = resolve_shards(config.shards)
@@ -175,6 +176,8 @@ def _check_inputs(config: TrainConfig, ctx: DistContext, stack: ExitStack, conso
         moved = claim_run_folder(run_dir, previous)
         if moved is not None:
             console.line(f"--overwrite: moved the previous run's files into {moved}")
+        if not config.resume:  # runs before the lock is released
+            stack.callback(forget_unfinished_start, run_dir)
     return _Inputs(infos, val, steps, total, manifest_id, resume, model_config, raw)
 
 
@@ -211,7 +214,7 @@ def _setup(config: TrainConfig, ctx: DistContext, stack: ExitStack, console: Con
                    found.manifest_id, files, console)
     if not _finished(config, progress):
         files.keep_records_up_to(progress.step)  # what a killed run logged after its checkpoint is redone
-        files.write_config({**config.to_dict(), "model_config": found.model_config.to_dict(),
+        files.write_config({**config.with_resolved_paths().to_dict(), "model_config": found.model_config.to_dict(),
                             "model_name": found.model_config.name, "world_size": ctx.world_size,
                             "device": str(ctx.device), "steps_per_epoch": steps, "train_items": found.total,
                             "manifest_id": found.manifest_id})
@@ -252,8 +255,8 @@ def _save(s: _Setup, progress: Progress, best: bool) -> None:
                                progress=progress, model_config=s.model_config, config=s.config,
                                manifest_id=s.manifest_id, metric=s.metric)
         if best:
-            save_checkpoint(s.run_dir / BEST, model_only(state), DISK_FIX)
-        save_checkpoint(s.run_dir / LAST, state, DISK_FIX)  # last: a kill before this line redoes the epoch
+            save_checkpoint(s.run_dir / BEST, model_only(state), disk_fix(s.run_dir))
+        save_checkpoint(s.run_dir / LAST, state, disk_fix(s.run_dir))  # last: a kill before this line redoes the epoch
 
 
 def _global_sum(loss_sum: float, steps: int, device: torch.device) -> tuple[float, int]:

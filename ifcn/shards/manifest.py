@@ -23,6 +23,9 @@ from ifcn.shards.reader import is_remote, read_bytes
 #: 2: every sample carries a sha256 of its fields (shards of version 1 must be rewritten).
 SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
+#: The largest manifest read (about 400 bytes per shard: room for 100,000 shards and their skipped images); a larger
+#: file is refused before it is read whole.
+MAX_MANIFEST_BYTES = 64 << 20
 #: What a shard path in a manifest may be: a bare file name (no folder, so it can never point outside).
 _SHARD_NAME = re.compile(r"[\w.+-]+")
 
@@ -151,7 +154,7 @@ def load_manifest(location: str | Path) -> Manifest:
     if not is_remote(text) and Path(text).is_dir():
         text = str(Path(text) / MANIFEST_NAME)
     try:
-        d = json.loads(read_bytes(text))
+        d = json.loads(read_bytes(text, MAX_MANIFEST_BYTES))
     except FileNotFoundError:
         if is_remote(text):  # read_bytes said why the transfer failed and what to check
             raise

@@ -7,6 +7,8 @@ Each sample's digest is checked as it is decoded (unless the caller opts out), a
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +17,7 @@ from urllib.parse import urlparse
 
 from ifcn.errors import InputError
 from ifcn.shards.records import Sample
+from ifcn.shards.remote import RETRIES, open_remote, with_retries
 
 if TYPE_CHECKING:
     from ifcn.shards.formats import RawSample, ShardFormat
@@ -32,12 +35,11 @@ def is_remote(location: str) -> bool:
 
 def open_location(location: str) -> BinaryIO:
     """A binary stream of a local file, or of a URL or `pipe:` command through webdataset's `gopen` (imported only
-    then: webdataset brings torch, which local readers such as `ifcn-prep verify` do not need)."""
+    then: webdataset brings torch, which local readers such as `ifcn-prep verify` do not need), with the read
+    timeout of `ifcn.shards.remote`."""
     if not is_remote(location):
         return open(location, "rb")
-    from webdataset.gopen import gopen
-
-    return gopen(location, "rb")
+    return open_remote(location)
 
 
 def fetch_fix(location: str) -> str:
@@ -48,16 +50,37 @@ def fetch_fix(location: str) -> str:
             "file's contents (a file missing on the server must be copied there)")
 
 
-def read_bytes(location: str) -> bytes:
-    """The whole content of a small file (a manifest) at a local path or URL."""
+def read_bytes(location: str, limit: int | None = None) -> bytes:
+    """The whole content of a small file (a manifest) at a local path or URL; a `ValueError` naming it when it is
+    larger than `limit` bytes (checked before it is read whole: a hostile file must not exhaust memory)."""
+    def too_large() -> ValueError:
+        return ValueError(f"{location}: larger than {limit:,} bytes, the most a manifest may be; it is not a manifest "
+                          "written by `ifcn-prep sample` (pass the manifest.json of a shard folder)")
+
     if not is_remote(location):
-        return Path(location).read_bytes()
-    try:
+        try:
+            with open(location, "rb") as f:
+                if limit is not None and os.fstat(f.fileno()).st_size > limit:
+                    raise too_large()
+                return f.read()
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise ValueError(f"{location}: a loop of symbolic links (a link that leads back to itself). Fix: point "
+                             "the link at the real file or folder, or pass that path") from None
+
+    def fetch() -> bytes:
         with open_location(location) as stream:
-            return stream.read()
+            return stream.read() if limit is None else stream.read(limit + 1)
+
+    try:
+        data = with_retries(fetch)
     except Exception as e:  # curl or the pipe command failed: the file is not there or not reachable
         raise FileNotFoundError(f"{location}: could not be fetched ({type(e).__name__}: {e}). Fix: "
                                 f"{fetch_fix(location)}") from None
+    if limit is not None and len(data) > limit:
+        raise too_large()
+    return data
 
 
 @contextmanager
@@ -101,16 +124,25 @@ def shard_format(location: str) -> ShardFormat:
 
 def read_records(location: str | Path, start: int = 0) -> Iterator[RawSample]:
     """The raw `(key, fields)` records of one shard from position `start` (0, or a position its format's `scan`
-    reported for a local file), undecoded; any read failure is an `InputError` naming the shard."""
+    reported for a local file), undecoded; any read failure is an `InputError` naming the shard. A remote shard
+    whose transfer fails or stalls is streamed again (at most `RETRIES` times), skipping what was already given."""
     location = str(location)
     fmt = shard_format(location)
     last: str | None = None
-    try:
-        for key, fields in fmt.read(location, start):
-            yield key, fields
-            last = key
-    except Exception as e:  # tar, HDF5, transfer and I/O failures: a corrupt, truncated or unreachable shard
-        raise read_failure(location, e, last) from e
+    done, attempt = 0, 0
+    while True:
+        try:
+            for n, (key, fields) in enumerate(fmt.read(location, start)):
+                if n < done:  # a retried remote shard streams again from its start
+                    continue
+                yield key, fields
+                last, done = key, done + 1
+            return
+        except Exception as e:  # tar, HDF5, transfer and I/O failures: a corrupt, truncated or unreachable shard
+            if is_remote(location) and isinstance(e, OSError) and attempt < RETRIES:
+                attempt += 1
+                continue
+            raise read_failure(location, e, last) from e
 
 
 def read_shard(location: str | Path, *, check_digest: bool = True, start: int = 0) -> Iterator[Sample]:

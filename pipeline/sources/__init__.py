@@ -78,13 +78,15 @@ class Listing:
 
 @dataclass(frozen=True, eq=False)
 class SourceImage:
-    """One image as every source gives it: the bytes a shard stores (JPEG or PNG), and H×W uint8 object and class
-    maps (read-only shared data: copy to change them)."""
+    """One image as every source gives it: the bytes a shard stores (JPEG or PNG), H×W uint8 object and class maps
+    (read-only shared data: copy to change them), and the files they were read from (recorded with the shard, so
+    that a rerun notices when one changes; a source's one annotation file is part of the job instead)."""
 
     key: str
     image: bytes
     object_map: np.ndarray
     class_map: np.ndarray
+    files: tuple[Path, ...] = ()
 
     @property
     def height(self) -> int:

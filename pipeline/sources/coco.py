@@ -220,7 +220,7 @@ class CocoSource:
         for object_id, (ann, mask) in enumerate(objects, 1):
             object_map[mask] = object_id
             class_map[mask] = ann.category
-        return SourceImage(ref.key, image.data, object_map, class_map)
+        return SourceImage(ref.key, image.data, object_map, class_map, (image_path,))
 
     def write_synthetic(self, folder: Path, config: SynthConfig) -> None:
         """COCO's folders (`train2017/`, `val2017/`, `annotations/instances_*2017.json`): JPEG and some PNG images,

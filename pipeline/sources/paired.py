@@ -103,7 +103,7 @@ class PairedFolderSource:
         levels = read_mask_levels(mask_path, ref.key, self.restore)
         check_size(image_path, image, mask_path, levels, ref.key, self.restore)
         object_map = self.rule(levels, mask_path, ref.key)
-        return SourceImage(ref.key, image.data, object_map, classless_map(object_map))
+        return SourceImage(ref.key, image.data, object_map, classless_map(object_map), (image_path, mask_path))
 
     def write_synthetic(self, folder: Path, config: SynthConfig) -> None:
         """Every image of the config (train and val: these layouts have one split), rendered without void, with its

@@ -112,7 +112,7 @@ class SbdSource:
         for path, segmentation in ((inst_path, object_map), (cls_path, class_map)):
             check_size(image_path, image, path, segmentation, ref.key, RESTORE)
         check_class_indices(cls_path, class_map, NUM_CLASSES, ref.key, RESTORE)
-        return SourceImage(ref.key, image.data, object_map, class_map)
+        return SourceImage(ref.key, image.data, object_map, class_map, (image_path, inst_path, cls_path))
 
     def write_synthetic(self, folder: Path, config: SynthConfig) -> None:
         """JPEGs, `GTinst`/`GTcls` structs with every field of the release (sparse boundary cells included) and the

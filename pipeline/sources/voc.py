@@ -94,7 +94,7 @@ def load_voc_image(root: Path, key: str, num_classes: int = NUM_CLASSES) -> Sour
     for path, mask in ((class_path, class_map), (object_path, object_map)):
         check_size(jpg_path, image, path, mask, key, RESTORE)
     check_class_indices(class_path, class_map, num_classes, key, RESTORE)
-    return SourceImage(key, image.data, object_map, class_map)
+    return SourceImage(key, image.data, object_map, class_map, (jpg_path, class_path, object_path))
 
 
 def reference_images(split: str) -> int | None:

@@ -16,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ifcn.labels import class_names
+from ifcn.outputs import earlier_report, move_aside
 from ifcn.shards.manifest import ShardSet, resolve_shards
 from ifcn.trainer.core.checkpoint import load_for
 from ifcn.trainer.core.device import resolve_device
@@ -23,8 +24,20 @@ from ifcn.trainer.core.precision import check_precision
 from ifcn.trainer.evaluation.datasets import resolve_datasets
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
 from ifcn.trainer.evaluation.objects import iter_objects
-from ifcn.trainer.evaluation.report import noc_table, summary_figures, write_combined, write_report, write_table
-from ifcn.trainer.evaluation.semantic import format_scores, semantic_summary, write_semantic_report
+from ifcn.trainer.evaluation.report import (
+    REPORT_FILES,
+    noc_table,
+    summary_figures,
+    write_combined,
+    write_report,
+    write_table,
+)
+from ifcn.trainer.evaluation.semantic import (
+    SEMANTIC_REPORT_FILES,
+    format_scores,
+    semantic_summary,
+    write_semantic_report,
+)
 from ifcn.trainer.evaluation.validation import validate_interactive, validate_semantic
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.crf import CrfParams, crf_labels, require_crf
@@ -42,7 +55,7 @@ def _provenance(checkpoint: Path, config: ModelConfig, state: dict[str, Any], sh
 def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], settings: NocSettings, *,
             device: str = "auto", batch_size: int = 8, limit: int | None = None, precision: str = "fp32",
             out: Path | None = None, label: str | None = None, batch_invariant: bool = False, workers: int = 1,
-            progress: bool = False, check_digest: bool = True) -> dict[str, Any]:
+            progress: bool = False, check_digest: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate NoC on every object of each dataset (`[NAME=]LOCATION` values, at most `limit` objects each);
     write the reports into `out` when given.
 
@@ -51,12 +64,17 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
     Returns `{"label", "settings", "datasets": {name: summary}, "dataset_order", "table"}`. A dataset's summary
     (what its summary.json holds) has NoC/NoF/never-reached per threshold, the mIoU curve, seconds per click, every
     setting, the model config and the manifest ids. One dataset: its report goes into `out` itself; several: into
-    `out/NAME/`, beside the combined summary, the table and the plot with a curve per dataset.
+    `out/NAME/`, beside the combined summary, the table and the plot with a curve per dataset. An `out` holding an
+    earlier report is refused before any work, or with `overwrite` its files are moved into `out/previous-<time>/`.
     """
     datasets = resolve_datasets([shards] if isinstance(shards, str | Path) else shards)
+    names = (*REPORT_FILES, *([] if len(datasets) == 1 else [d.name for d in datasets]))
+    previous = [] if out is None else earlier_report(Path(out), names, overwrite=overwrite)
     dev = resolve_device(device)
     check_precision(precision, dev)
     model, config, spec, state = load_for("noc", checkpoint, dev)
+    if previous:
+        move_aside(Path(out), previous)
     predictor = Predictor(model, "interactive", dev, precision, batch_invariant, spec=spec)
     if settings.zoom_in:
         predictor = ZoomIn(predictor, ZoomSettings(target=settings.zoom_in))
@@ -109,18 +127,23 @@ def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch
 
 def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,
              limit: int | None = None, precision: str = "fp32", out: Path | None = None,
-             check_digest: bool = True, crf: CrfParams | None = None) -> tuple[dict[str, Any], str]:
+             check_digest: bool = True, crf: CrfParams | None = None,
+             overwrite: bool = False) -> tuple[dict[str, Any], str]:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (`limit` caps images), of the argmax or, with
     `crf`, of the dense CRF's labels at each image's own size.
 
-    Returns (summary, printable table); with `out`, writes semantic.json and the row-normalised confusion.png.
+    Returns (summary, printable table); with `out`, writes semantic.json and the row-normalised confusion.png (an
+    earlier report there is refused, or with `overwrite` moved into `out/previous-<time>/`).
     """
     if crf is not None:
         require_crf()
     shard_set = resolve_shards(shards)
+    previous = [] if out is None else earlier_report(Path(out), SEMANTIC_REPORT_FILES, overwrite=overwrite)
     dev = resolve_device(device)
     check_precision(precision, dev)
     model, config, _, state = load_for("miou", checkpoint, dev)
+    if previous:
+        move_aside(Path(out), previous)
     refine = None if crf is None else (lambda image, probs: crf_labels(image, probs, crf))
     matrix = validate_semantic(model, shard_set, dev, config.num_classes, batch_size=batch_size, limit=limit,
                                precision=precision, check_digest=check_digest, refine=refine)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ifcn.cores import usable_cores
+from ifcn.shards.remote import read_timeout_option
 from ifcn.trainer.annotate.cli import ANNOTATE_COMMANDS
 from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.core.precision import PRECISIONS
@@ -51,12 +52,15 @@ class IouTarget(click.ParamType):
         self.fail(f"{value!r} is neither a fraction in (0, 1] nor a percentage in (1, 100]", param, ctx)
 
 
+OVERWRITE = click.option("--overwrite", is_flag=True, help="An --out holding an earlier report: move its files into "
+                         "OUT/previous-<time>/ (never deleted) instead of refusing.")
 SHARDS_HELP = ("Val shards: a folder with manifest.json, a manifest file, a brace/glob pattern of shard files, or "
                "an http(s):// or pipe: URL of them.")
 
 
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--checkpoint, --device, --batch-size, --precision and --sample-checksums, shared by every model command."""
+    """--checkpoint, --device, --batch-size, --precision, --sample-checksums and --read-timeout, shared by every
+    model command."""
     options = [
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                      help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)."),
@@ -67,6 +71,7 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Autocast dtype of the forward pass (fp16 needs CUDA)."),
         click.option("--sample-checksums/--no-sample-checksums", default=True, show_default=True,
                      help="Check every sample's sha256 as it is read (turn off only for shards verified already)."),
+        read_timeout_option,
     ]
     for option in reversed(options):
         command = option(command)
@@ -106,6 +111,7 @@ def main() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder: summary.json, objects.jsonl, miou_curve.png, noc_table.md (several datasets: "
                    "one sub-folder each, plus the combined summary, table and plot).")
+@OVERWRITE
 @click.option("--label", default=None, help="Curve label in plots (default: checkpoint name and model).")
 @click.option("--batch-invariant", is_flag=True,
               help="Convolution kernels whose results do not depend on the batch size (slower): logs then equal "
@@ -117,9 +123,8 @@ def main() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar (batch jobs, logs).")
 def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int, precision: str, max_clicks: int,
         ious: tuple[float, ...], clicker: str, threshold: float, refine: str, min_area: int, zoom_in: int,
-        limit: int | None,
-        out: Path | None, label: str | None, batch_invariant: bool, workers: int, no_progress: bool,
-        sample_checksums: bool) -> None:
+        limit: int | None, out: Path | None, overwrite: bool, label: str | None, batch_invariant: bool, workers: int,
+        no_progress: bool, sample_checksums: bool) -> None:
     """Number of clicks to reach each IoU target (spec §6), mIoU after each click, NoF, seconds per click.
 
     Every object (ids 1..254) of every image's object map is evaluated (--min-area restricts; skipped objects are
@@ -134,7 +139,8 @@ def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int,
         settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area, zoom_in)
         result = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
                          precision=precision, out=out, label=label, batch_invariant=batch_invariant,
-                         workers=workers, progress=not no_progress, check_digest=sample_checksums)
+                         workers=workers, progress=not no_progress, check_digest=sample_checksums,
+                         overwrite=overwrite)
     click.echo(f"{result['label']} ({settings.clicker} clicker, threshold {settings.threshold:g}, refine "
                f"{settings.refine})\n")
     click.echo(result["table"])
@@ -167,15 +173,17 @@ def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder: semantic.json and confusion.png (row-normalised).")
+@OVERWRITE
 @crf_options
 def miou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None,
-         out: Path | None, sample_checksums: bool, crf: CrfParams | None) -> None:
+         out: Path | None, overwrite: bool, sample_checksums: bool, crf: CrfParams | None) -> None:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (255 ignored)."""
     from ifcn.trainer.evaluation.api import run_miou
 
     with _user_errors():
         _, table = run_miou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit,
-                            precision=precision, out=out, check_digest=sample_checksums, crf=crf)
+                            precision=precision, out=out, check_digest=sample_checksums, crf=crf,
+                            overwrite=overwrite)
     click.echo(table)
     if out is not None:
         click.echo(f"report written to {out}")

@@ -21,6 +21,8 @@ SUMMARY_NAME = "summary.json"
 OBJECTS_NAME = "objects.jsonl"
 CURVE_NAME = "miou_curve.png"
 TABLE_NAME = "noc_table.md"
+#: The files of a report folder (a run over several datasets adds a sub-folder per dataset).
+REPORT_FILES = (SUMMARY_NAME, OBJECTS_NAME, CURVE_NAME, TABLE_NAME)
 #: Click counts whose mIoU summary.json lists (those up to max_clicks); the table shows TABLE_MIOU_AT.
 MIOU_AT = (1, 2, 3, 5, 10, 20)
 TABLE_MIOU_AT = (1, 5)

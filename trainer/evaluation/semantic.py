@@ -16,6 +16,8 @@ from ifcn.trainer.core.metrics import SemanticScores
 
 CONFUSION_NAME = "confusion.png"
 SUMMARY_NAME = "semantic.json"
+#: The files of a `miou --out` report folder.
+SEMANTIC_REPORT_FILES = (SUMMARY_NAME, CONFUSION_NAME)
 
 
 def _pct(v: float) -> str:

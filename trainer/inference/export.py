@@ -24,6 +24,7 @@ from torch import nn
 
 import ifcn
 from ifcn.io import atomic_path, atomic_write_bytes
+from ifcn.outputs import check_outputs
 from ifcn.trainer.core.input_spec import InputSpec
 from ifcn.trainer.core.inputs import INPUT_KEYS, PREV, batch_input
 from ifcn.trainer.inference.predictor import MIN_SIDE, Predictor, probabilities
@@ -197,8 +198,18 @@ def read_contract(path: Path) -> dict[str, Any]:
     return json.loads(props[CONTRACT_KEY])
 
 
+def _is_export(path: Path) -> bool:
+    """Whether `path` is a file this module exported (it holds the contract)."""
+    try:
+        return isinstance(read_contract(path), dict)
+    except Exception:  # any unreadable file is simply not ours
+        return False
+
+
 def export_checkpoint(checkpoint: Path, fmt: str, out: Path, with_clicks: bool = False) -> dict[str, Any]:
-    """`ifcn-eval export`: load a checkpoint (either task) on the CPU and export it; returns the contract."""
+    """`ifcn-eval export`: load a checkpoint (either task) on the CPU and export it; returns the contract. `out` may
+    replace an earlier export, never the checkpoint or another file."""
+    check_outputs([Path(out)], flag="--out", inputs=[checkpoint], ours=_is_export)
     if fmt == "onnx":
         try:
             import onnx  # noqa: F401

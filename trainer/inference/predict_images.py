@@ -3,12 +3,15 @@
 Every readable image gets a palette PNG, an index PNG or an overlay JPEG (`--format`) named after it, and
 `classes.json` records each image's size, output file and class pixel shares. Files that are not images or cannot be
 decoded are skipped with a message (`on_error="skip"`, recorded in the JSON) or stop the run (`"fail"`). The output
-folder is checked for writing before any work, and every file is written atomically.
+folder is created only once the images and the checkpoint are checked; no output may replace an input or a file
+that an earlier `predict` there did not write (`ifcn.outputs.check_outputs`), and every file is written atomically.
 """
 
 from __future__ import annotations
 
 import glob
+import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +22,7 @@ from tqdm import tqdm
 from ifcn.errors import InputError
 from ifcn.io import write_json
 from ifcn.labels import class_names
+from ifcn.outputs import check_outputs
 from ifcn.trainer.core.checkpoint import load_for
 from ifcn.trainer.core.device import resolve_device
 from ifcn.trainer.inference.crf import CrfParams, require_crf
@@ -50,17 +54,38 @@ def input_files(spec: str | Path) -> list[Path]:
 
 
 def output_names(files: list[Path], fmt: str) -> dict[Path, str]:
-    """An output file name per input: its stem plus the format's suffix; inputs sharing a stem keep their extension
-    in the name (`photo.jpg` and `photo.png` give `photo.png` and `photo_png.png`)."""
+    """A distinct output file name per input (compared case-blind, as some file systems do): its stem plus the
+    format's suffix; when taken, the stem and extension (`photo.jpg` and `photo.png` give `photo.png` and
+    `photo_png.png`), then its path below the inputs' common folder (`a/x.jpg`, `b/x.jpg` give `x.png`,
+    `b_x_jpg.png`), then a number."""
+    root = Path(os.path.commonpath([f.parent.absolute() for f in files]))
     names: dict[Path, str] = {}
     taken: set[str] = set()
     for f in files:
-        name = f.stem + SUFFIX[fmt]
-        if name in taken:
-            name = f"{f.stem}_{f.suffix.lstrip('.')}{SUFFIX[fmt]}"
-        taken.add(name)
+        relative = "_".join((*f.parent.absolute().relative_to(root).parts, f.stem))
+        ext = f.suffix.lstrip(".")
+        candidates = [f.stem, f"{f.stem}_{ext}", f"{relative}_{ext}"]
+        name = next((c + SUFFIX[fmt] for c in candidates if (c + SUFFIX[fmt]).casefold() not in taken), None)
+        n = 2
+        while name is None or name.casefold() in taken:
+            name, n = f"{relative}_{ext}-{n}{SUFFIX[fmt]}", n + 1
+        taken.add(name.casefold())
         names[f] = name
+    if len(taken | {SUMMARY_NAME}) != len(files) + 1:
+        raise AssertionError("output_names: two inputs share an output name")  # the loop above rules it out
     return names
+
+
+def recorded_outputs(out: Path) -> Callable[[Path], bool]:
+    """Whether a file in `out` was written by an earlier `predict` there: `classes.json` and the outputs it lists."""
+    try:
+        summary = json.loads((Path(out) / SUMMARY_NAME).read_text())
+        ours = {SUMMARY_NAME, *(entry["output"] for entry in summary["images"].values())}
+        if summary.get("command") != "predict":
+            ours = set()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        ours = set()
+    return lambda path: path.parent == Path(out) and path.name in ours
 
 
 def check_writable(out: Path) -> None:
@@ -91,15 +116,18 @@ def run_predict(checkpoint: Path, images: str | Path, out: Path, *, fmt: str = "
     max_pixels = max_pixels_of(max_megapixels)
     files = input_files(images)
     out = Path(out)
-    check_writable(out)
+    outputs = output_names(files, fmt)
+    check_outputs([out / name for name in (*outputs.values(), SUMMARY_NAME)], flag="--out",
+                  inputs=[*files, checkpoint], ours=recorded_outputs(out))
     dev = resolve_device(device)
     model, config, spec, _ = load_for("predict", Path(checkpoint), dev)
+    check_writable(out)  # created only now that every input was checked
     predictor = Predictor(model, "semantic", dev, spec=spec)
     names = class_names(config.num_classes)
     results: dict[str, Any] = {}
     skipped: list[dict[str, str]] = []
     start = time.perf_counter()
-    for path, name in tqdm(output_names(files, fmt).items(), desc="images", unit="img", disable=not progress):
+    for path, name in tqdm(outputs.items(), desc="images", unit="img", disable=not progress):
         try:
             image = read_image(path, max_pixels=max_pixels).rgb
         except InputError as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tarfile
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,10 @@ def ensure_imagenet_file(backbone: str) -> WeightsEnum:
 def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
     """`torch.load` with `weights_only=True`: tensors and plain values only, never arbitrary objects (unpickling them
     could run code). A file that cannot be read so raises ValueError saying why, without torch's advice to retry
-    with `weights_only=False`: a file this project wrote never needs that."""
+    with `weights_only=False`: a file this project wrote never needs that. A tar archive (an `ifcn-prep` shard, which
+    torch would take for its legacy tar format) is named as such."""
+    if tarfile.is_tarfile(path):
+        raise ValueError("it is a tar archive (an `ifcn-prep` shard?), not a PyTorch weights file or checkpoint")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for foreign or truncated files
