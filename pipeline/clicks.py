@@ -400,8 +400,9 @@ def _check_maps(key: str, object_map: np.ndarray, class_map: np.ndarray) -> None
 
 
 def sample_image_clicks(key: str, object_map: np.ndarray, class_map: np.ndarray, config: ClickConfig,
-                        rng: np.random.Generator) -> ImageClicks:
-    """Sample `config.pairs` click pairs for every object of one image; the others are listed with a skip reason."""
+                        rng: np.random.Generator, name: str = "") -> ImageClicks:
+    """Sample `config.pairs` click pairs for every object of one image; the others are listed with a skip reason.
+    `name` is the image's name in its dataset, kept in the clicks (the key when not given)."""
     object_map, class_map = np.asarray(object_map), np.asarray(class_map)
     _check_maps(key, object_map, class_map)
     objects = image_objects(object_map, config.d_margin)
@@ -427,4 +428,4 @@ def sample_image_clicks(key: str, object_map: np.ndarray, class_map: np.ndarray,
         pairs = tuple(sample_pair(cands, config, rng) for _ in range(config.pairs))
         kept.append(ObjectClicks(object_id, cls, area, pairs))
     height, width = object_map.shape
-    return ImageClicks(key, height, width, tuple(kept), tuple(skipped))
+    return ImageClicks(key, height, width, tuple(kept), tuple(skipped), name)
