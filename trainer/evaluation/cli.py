@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ifcn.cores import usable_cores
+from ifcn.trainer.evaluation.baselines import BASELINES
 from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
@@ -49,11 +50,11 @@ SHARDS_HELP = ("Val shards: a folder with manifest.json, a manifest file, a brac
                "an http(s):// or pipe: URL of them.")
 
 
-def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def common_options(command: Callable[..., Any], checkpoint_help: str = "", required: bool = True) -> Callable[..., Any]:
     """--checkpoint, --device, --batch-size, --precision and --sample-checksums, shared by every model command."""
     options = [
-        click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-                     help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)."),
+        click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=required,
+                     help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)." + checkpoint_help),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="auto = CUDA when available."),
         click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True,
@@ -74,8 +75,16 @@ def main() -> None:
     """Evaluate interactive (iFCN) and semantic (FCN) checkpoints on shards written by `ifcn-prep sample`."""
 
 
+def _noc_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`noc` takes a checkpoint or a no-learning baseline."""
+    command = click.option("--baseline", type=click.Choice(sorted(BASELINES)), default=None,
+                           help="Evaluate a no-learning baseline instead of a model (no --checkpoint): grabcut = "
+                                "OpenCV GrabCut from the clicks alone, on the CPU.")(command)
+    return common_options(command, " Not with --baseline.", required=False)
+
+
 @main.command()
-@common_options
+@_noc_model_options
 @click.option("--shards", "shards", multiple=True, required=True, metavar="[NAME=]SHARDS",
               help=SHARDS_HELP + " Repeat for several datasets: one table row each, named NAME (e.g. "
                    "grabcut=shards/grabcut), else by the manifest's source, else by the shards' folder.")
@@ -106,10 +115,10 @@ def main() -> None:
               help="Threads for the per-object CPU work (clicker, GrabCut); results do not depend on it. Default: "
                    "the cores available, at most 8.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (batch jobs, logs).")
-def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int, precision: str, max_clicks: int,
-        ious: tuple[float, ...], clicker: str, threshold: float, refine: str, min_area: int, limit: int | None,
-        out: Path | None, label: str | None, batch_invariant: bool, workers: int, no_progress: bool,
-        sample_checksums: bool) -> None:
+def noc(checkpoint: Path | None, baseline: str | None, shards: tuple[str, ...], device: str, batch_size: int,
+        precision: str, max_clicks: int, ious: tuple[float, ...], clicker: str, threshold: float, refine: str,
+        min_area: int, limit: int | None, out: Path | None, label: str | None, batch_invariant: bool, workers: int,
+        no_progress: bool, sample_checksums: bool) -> None:
     """Number of clicks to reach each IoU target (spec §6), mIoU after each click, NoF, seconds per click.
 
     Every object (ids 1..254) of every image's object map is evaluated (--min-area restricts; skipped objects are
@@ -120,11 +129,14 @@ def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int,
     """
     from ifcn.trainer.evaluation.api import run_noc
 
+    if (checkpoint is None) == (baseline is None):
+        raise click.UsageError("give --checkpoint (a trained model) or --baseline (no model), not both or neither")
     with _user_errors():
         settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area)
         result = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
                          precision=precision, out=out, label=label, batch_invariant=batch_invariant,
-                         workers=workers, progress=not no_progress, check_digest=sample_checksums)
+                         workers=workers, progress=not no_progress, check_digest=sample_checksums,
+                         baseline=baseline)
     click.echo(f"{result['label']} ({settings.clicker} clicker, threshold {settings.threshold:g}, refine "
                f"{settings.refine})\n")
     click.echo(result["table"])
