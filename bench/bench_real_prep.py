@@ -1,12 +1,13 @@
 """`ifcn-prep sample` on real photos (issue 19, item 2): images/s and objects/s on a DAVIS-layout folder of real
 photos (COCO_MVal: 800 COCO photos, one object each) beside the synthetic VOC-layout figure of the same image count.
 
-    python -m bench.bench_real_prep --root /work/data/datasets/COCO_MVal --images 100            # 1 and 2 workers
+    python -m bench.bench_real_prep --root /work/data/datasets/COCO_MVal --images 100            # CPU; 1, 2 workers
     python -m bench.bench_real_prep --root /work/data/datasets/COCO_MVal --images 64 --profile   # cProfile, 1 shard
     python -m bench.bench_real_prep --root /work/data/datasets/COCO_MVal --images 800 --digest   # clicks digest only
 
 The first `--images` photos (by file name) are hard-linked into bench/out/real-N/ (the dataset itself is only read).
-Each timed run writes a fresh folder with its own local Dask cluster; "work" is the time from the cluster being ready
+The first table is the CPU time of one shard of all of them built in this process (robust on a shared machine); then
+each timed run writes a fresh folder with its own local Dask cluster; "work" is the time from the cluster being ready
 to the last shard (as in bench/bench_prep.py). `--digest` samples once (2 workers) and prints the sha256 of every
 sample's clicks JSON in key order: equal before and after a speed-up means the same clicks for the seed.
 """
@@ -66,19 +67,37 @@ def clicks_digest(out: Path) -> str:
     return digest.hexdigest()
 
 
-def profile_one_shard(root: Path, config: ClickConfig) -> None:
-    """cProfile (CPU time) of one shard task of every image of `root`, in this process (no Dask), by internal time."""
-    listing = get_source("davis").list_split(SourceSpec("davis", root), "all")
-    out = BENCH_OUT / "profile-real"
+def one_shard_task(root: Path, source: str, split: str, config: ClickConfig) -> ShardTask:
+    """The task of one shard holding every image of the split, writing into a fresh folder under bench/out."""
+    listing = get_source(source).list_split(SourceSpec(source, root), split)
+    out = BENCH_OUT / f"one-shard-{source}"
     shutil.rmtree(out, ignore_errors=True)
     (out / ".ifcn-sidecars").mkdir(parents=True)
     spec = plan_shards(listing.keys, len(listing.keys), 0)[0]
-    task = ShardTask(spec, listing.refs, "davis", listing.root, out, "all", config, "webdataset", "fail",
-                     fingerprint({"profile": True}))
+    return ShardTask(spec, listing.refs, source, listing.root, out, split, config, "webdataset", "fail",
+                     fingerprint({"bench": True}))
+
+
+def cpu_row(label: str, task: ShardTask, repeats: int = 3) -> str:
+    """Images/s and objects/s per core from the CPU time (best of `repeats`) of building the shard in this process:
+    on a shared machine the wall time measures the other processes too."""
+    best, record = float("inf"), None
+    for _ in range(repeats):
+        start = time.process_time()
+        record = build_shard(task).record
+        best = min(best, time.process_time() - start)
+        (task.out / task.name).unlink()
+    assert record is not None
+    images, objects = record.entry.samples, record.entry.objects
+    return f"| {label} | {images} | {objects} | {best:.2f} | {images / best:.1f} | {objects / best:.1f} |"
+
+
+def profile_one_shard(task: ShardTask) -> None:
+    """cProfile (CPU time) of one shard task in this process (no Dask), by internal time."""
     profiler = cProfile.Profile(time.process_time)  # CPU time: the machine is shared, wall time is not ours
     start = time.process_time()
     profiler.runcall(build_shard, task)
-    print(f"one shard of {len(listing.keys)} photos in-process: {time.process_time() - start:.2f} s of CPU")
+    print(f"one shard of {len(task.refs)} photos in-process: {time.process_time() - start:.2f} s of CPU")
     stream = io.StringIO()
     pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(20)
     print(stream.getvalue())
@@ -96,7 +115,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, required=True, help="a DAVIS-layout folder of real photos (img/, gt/)")
     parser.add_argument("--images", type=int, default=100, help="the first N photos (and N synthetic images)")
     parser.add_argument("--pairs", type=int, default=15)
-    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to time")
+    parser.add_argument("--workers", default="1,2", help="worker counts to time, comma-separated (0: CPU rows only)")
     parser.add_argument("--profile", action="store_true", help="profile one shard in-process instead of timing")
     parser.add_argument("--digest", action="store_true", help="print the clicks digest instead of timing")
     args = parser.parse_args()
@@ -104,7 +123,7 @@ def main() -> None:
     real = subset(args.root, args.images)
     config = ClickConfig(pairs=args.pairs)
     if args.profile:
-        profile_one_shard(real, config)
+        profile_one_shard(one_shard_task(real, "davis", "all", config))
         return
     if args.digest:
         out = BENCH_OUT / "digest-real"
@@ -113,7 +132,14 @@ def main() -> None:
               f"{clicks_digest(out)}")
         return
     synthetic = dataset(args.images, 500, 0)
-    print(f"pairs={args.pairs}; wall (work: on a running cluster)")
+    print(f"pairs={args.pairs}; one shard in this process, CPU time (best of 3)")
+    print("| data | images | objects | CPU s | images/s per core | objects/s per core |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(cpu_row(f"real photos ({args.root.name})", one_shard_task(real, "davis", "all", config)))
+    print(cpu_row("synthetic VOC layout, 500 px", one_shard_task(synthetic, "voc", "train", config)), flush=True)
+    if args.workers == "0":
+        return
+    print(f"\npairs={args.pairs}; `ifcn-prep sample`, wall (work: on a running cluster)")
     print("| data | workers | images | objects | wall s | work s | images/s | objects/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for workers in (int(w) for w in args.workers.split(",")):
