@@ -26,6 +26,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +40,11 @@ import torch
 from bench.bench_loader import our_batches, prepare, rate
 from bench.bench_noc import compare, untrained_model, val_objects
 from bench.bench_train import Result, measure
+from bench.real_recipe import DEFAULT_PACKED, RECIPE
 from ifcn.cores import usable_cores
+from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.orchestrate import SampleJob, run_sample
+from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.trainer.clickmaps import distance_maps
 from ifcn.trainer.evaluation.noc import NocSettings
 from ifcn.trainer.evaluation.objects import EvalObject
@@ -49,7 +54,7 @@ STEPS = (("cuda-tests", "CUDA tests (`pytest -m cuda`)"), ("train", "Training th
          ("iterative", "Training step time with extra click rounds (`--iterative`, issue 12)"),
          ("compile", "Training throughput with torch.compile"), ("loader", "Does the loader keep up?"),
          ("maps", "Distance channels on the device (issue 14)"), ("noc", "NoC: batched against one object at a time"),
-         ("demo", "Demo server click latency"))
+         ("demo", "Demo server click latency"), ("real", "Real photos: the recipe trained one minute, NoC held out"))
 #: The row of the train step the loader is compared with, and the issue's targets.
 REFERENCE_MODEL = ("resnet50-8s", "bf16-cl")
 TARGETS = ("resnet50-8s bf16 + channels_last: at least 1,500 images/s on an H100 with the GPU busy at least 90 % of "
@@ -219,6 +224,51 @@ def noc_step(objects: list[EvalObject], device: torch.device, max_clicks: int, b
                        "last column is the batched run with the per-object CPU clicker instead.",))
 
 
+def real_step(device: torch.device, shards: Path | None, minutes: float, tiny: bool = False) -> StepResult:
+    """Train the real-photo recipe from scratch on `shards`/train for `minutes`, then NoC on `shards`/held."""
+    command = "python -m bench.gpu real" + (" --tiny" if tiny else "")
+    columns = ("recipe", "minutes", "steps", "NoC@85", "NoC@90", "NoF@90", "mIoU@1", "mIoU@5", "mIoU@20", "s/click")
+    if shards is None:
+        return StepResult("real", command, ("status",), (("skipped: no packed real-photo shards",),),
+                          (f"Make them with `python -m bench.real_recipe pack SPLIT {DEFAULT_PACKED}` and carry "
+                           f"`{DEFAULT_PACKED}` (or set IFCN_REAL_SHARDS).",))
+    flags = ("--crop", "64", "--batch-size", "2", "--epochs", "1") if tiny else (*RECIPE, "--epochs", "1000")
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir, report_dir = Path(tmp) / "run", Path(tmp) / "noc"
+        subprocess.run(["ifcn-train", "--shards", str(shards / "train"), "--weights", "none", *flags,
+                        "--max-minutes", str(minutes), "--device", device.type, "--no-progress", "--out",
+                        str(run_dir)], check=True)
+        subprocess.run(["ifcn-eval", "noc", "--checkpoint", str(run_dir / "last.pt"), "--shards",
+                        f"held={shards / 'held'}", "--device", device.type, "--no-progress", "--out",
+                        str(report_dir)] + (["--max-clicks", "2"] if tiny else []), check=True)
+        summary = json.loads((report_dir / "summary.json").read_text())
+        steps = sum(1 for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"kind": "step"' in line)
+    curve = summary["miou_curve"]
+    miou = [round(100 * curve[k - 1], 1) if k <= len(curve) else "" for k in (1, 5, 20)]
+    row = (" ".join(flags), minutes, steps, summary["noc"]["85"], summary["noc"]["90"],
+           summary.get("nof", {}).get("90", ""), *miou, round(summary.get("seconds_per_click", math.nan), 4))
+    return StepResult("real", command, columns, (row,),
+                      (f"{summary['num_objects']} held-out COCO_MVal objects (photos at long side 320, "
+                       "`bench/real_recipe.py`); from scratch (no ImageNet weights on these machines); steps = "
+                       "logged training steps.",))
+
+
+def tiny_real_shards(workdir: Path, scheduler: str | None) -> Path:
+    """A tiny stand-in for the packed real photos (a CPU check of the step): a synthetic dataset as train/ and held/."""
+    root = make_synth_dataset(workdir / "synth", SynthConfig(train_images=4, val_images=2, long_side=64))
+    for part, split in (("train", "train"), ("held", "val")):
+        run_sample(SampleJob(voc_root=root, split=split, out=workdir / "real" / part, clicks=ClickConfig(pairs=1),
+                             workers=None if scheduler else 1, scheduler=scheduler, progress=False),
+                   log=lambda _: None)
+    return workdir / "real"
+
+
+def real_shards() -> Path | None:
+    """The packed real-photo shards: IFCN_REAL_SHARDS, else .real-photos when present."""
+    folder = Path(os.environ.get("IFCN_REAL_SHARDS", DEFAULT_PACKED))
+    return folder if (folder / "train" / "manifest.json").is_file() else None
+
+
 def environment() -> dict[str, Any]:
     """Device name, torch, CUDA and cuDNN versions, cores: the header of the report."""
     cuda = torch.cuda.is_available()
@@ -308,6 +358,8 @@ def run_step(step: str, device: torch.device, tiny: bool, scheduler: str | None 
         return iterative_step(device, tiny)
     if step == "maps":
         return maps_step(device, tiny)
+    if step == "real" and not tiny:
+        return real_step(device, real_shards(), minutes=1.0)
     cores = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:
         if step == "loader":
@@ -318,12 +370,15 @@ def run_step(step: str, device: torch.device, tiny: bool, scheduler: str | None 
             images, long_side, clicks = (2, 64, 2) if tiny else (16, 320, 20)
             objects = val_objects(Path(tmp), images, long_side, scheduler=scheduler)
             return noc_step(objects, device, clicks, batch_size=32, workers=min(cores, 8))
-    raise ValueError(f"unknown step {step!r}; choose one of train, iterative, compile, loader, maps, noc, report")
+        if step == "real":
+            return real_step(device, tiny_real_shards(Path(tmp), scheduler), minutes=0.2, tiny=True)
+    raise ValueError(f"unknown step {step!r}; choose one of train, iterative, compile, loader, maps, noc, real, "
+                     "report")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("train", "iterative", "compile", "loader", "maps", "noc", "report"))
+    parser.add_argument("step", choices=("train", "iterative", "compile", "loader", "maps", "noc", "real", "report"))
     parser.add_argument("work", nargs="?", type=Path, help="report: the folder of the step files")
     parser.add_argument("--json", type=Path, help="write the step's result here")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (a CPU check of the code path)")

@@ -88,6 +88,20 @@ def test_noc_options_are_recorded(inputs: dict[str, Path], tmp_path: Path) -> No
     assert set(summary["noc"]) == {"50"}
 
 
+def test_zoom_in_at_scale_one_equals_whole_image_prediction(inputs: dict[str, Path], tmp_path: Path) -> None:
+    # The test images are at most 64 px: a 64-px zoom's view is the whole image (the crop never goes under 100 px)
+    # at scale 1, so every click gives the same prediction as without zoom.
+    plain = ("--batch-size", "1", "--batch-invariant")
+    assert _noc(inputs, tmp_path / "plain", *plain)[0] == 0
+    code, output = _noc(inputs, tmp_path / "zoom", *plain, "--zoom-in", "64")
+    assert code == 0, output
+    assert (tmp_path / "zoom" / "objects.jsonl").read_text() == (tmp_path / "plain" / "objects.jsonl").read_text()
+    summary = json.loads((tmp_path / "zoom" / "summary.json").read_text())
+    assert summary["settings"]["zoom_in"] == 64 and summary["label"].endswith("+zoom 64")
+    code, output = _noc(inputs, tmp_path / "bad", "--zoom-in", "8")
+    assert code != 0 and "--zoom-in" in output
+
+
 def test_plot_overlays_reports(inputs: dict[str, Path], tmp_path: Path) -> None:
     for name, extra in (("a", ()), ("b", ("--threshold", "0.3"))):
         assert _noc(inputs, tmp_path / name, "--limit", "2", *extra)[0] == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.gpu import STEPS, StepResult, report, run_step
+from bench.gpu import STEPS, StepResult, real_step, report, run_step
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -42,7 +42,7 @@ def test_gpu_script_without_a_gpu_prints_its_plan_and_exits_0_quickly(tmp_path: 
 @pytest.fixture(scope="module")
 def steps(dask_address: str) -> dict[str, StepResult]:
     """Each measured step of gpu.sh, tiny, on the CPU (data prepared by the pipeline on the shared Dask cluster)."""
-    names = ("train", "iterative", "compile", "loader", "maps", "noc")
+    names = ("train", "iterative", "compile", "loader", "maps", "noc", "real")
     return {name: run_step(name, CPU, tiny=True, scheduler=dask_address) for name in names}
 
 
@@ -80,6 +80,18 @@ def test_noc_step_compares_batched_and_one_at_a_time(steps: dict[str, StepResult
     ((objects, clicks, one, batched, speedup, engine_ms, differ, cpu_clicker),) = steps["noc"].rows
     assert objects >= 2 and clicks == 2 and min(one, batched, speedup, engine_ms) > 0
     assert differ.endswith(f"/{objects}") and cpu_clicker == "n/a"  # the CPU run has one clicker only
+
+
+def test_real_step_trains_the_recipe_and_evaluates_held_out_objects(steps: dict[str, StepResult]) -> None:
+    ((recipe, minutes, trained, noc85, noc90, nof90, miou1, miou5, miou20, seconds),) = steps["real"].rows
+    assert "--crop 64" in recipe and minutes == 0.2 and trained >= 1 and nof90 >= 0
+    assert 1 <= noc85 <= noc90 <= 2 and miou5 == miou20 == ""
+    assert 0.0 <= miou1 <= 100.0 and seconds > 0
+
+
+def test_real_step_without_shards_says_how_to_pack_them() -> None:
+    result = real_step(CPU, None, minutes=1.0)
+    assert result.rows == (("skipped: no packed real-photo shards",),) and "bench.real_recipe pack" in result.notes[0]
 
 
 def test_report_gathers_every_step_into_json_and_markdown(steps: dict[str, StepResult], tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import torch
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.grabcut import grabcut_refine
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.zoom import ZoomSettings
 from ifcn.trainer.inputs import PREV, batch_input
 from tests.demo_data import make_demo_checkpoint, sample_image
 from tests.eval_data import make_checkpoint
@@ -132,3 +133,21 @@ def test_a_prev_mask_model_takes_the_previous_probabilities(interactive: Predict
         predictor.predict(image, CLICKS, prev=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="no previous-mask channel"):
         interactive.predict(image, CLICKS, prev=first)
+
+
+def test_zoom_in_predicts_later_clicks_on_a_view_and_returns_the_full_size(interactive: Predictor) -> None:
+    image = np.ascontiguousarray(np.tile(sample_image(0), (4, 4, 1)))  # a larger photo
+    h, w = image.shape[:2]
+    seen: list[tuple[int, int]] = []
+    hook = interactive.model.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        first = interactive.predict(image, CLICKS[:1], zoom=ZoomSettings(target=64))
+        both = interactive.predict(image, CLICKS[:2], prev=first, zoom=ZoomSettings(target=64))
+    finally:
+        hook.remove()
+    assert first.shape == both.shape == (h, w)
+    assert seen[0] == (h, w) and max(seen[1]) == 64  # the first click sees the photo, the second the object's view
+    # At scale 1 (the view is the whole image at its own size) zoom-in is whole-image prediction.
+    whole = ZoomSettings(target=max(h, w), min_side=max(h, w))
+    zoomed = interactive.predict(image, CLICKS, prev=first, zoom=whole)
+    assert np.array_equal(zoomed, interactive.predict(image, CLICKS))

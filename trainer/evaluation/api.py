@@ -26,6 +26,7 @@ from ifcn.trainer.evaluation.objects import iter_objects
 from ifcn.trainer.evaluation.report import noc_table, summary_figures, write_combined, write_report, write_table
 from ifcn.trainer.evaluation.semantic import class_names, format_scores, semantic_summary, write_semantic_report
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.zoom import ZoomIn, ZoomSettings
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.precision import check_precision
 from ifcn.trainer.validation import validate_interactive, validate_semantic
@@ -77,12 +78,14 @@ def run_noc(checkpoint: Path | None, shards: str | Path | Sequence[str | Path], 
     if (checkpoint is None) == (baseline is None):
         raise ValueError("give --checkpoint (a trained model) or --baseline (no model), not both or neither")
     datasets = resolve_datasets([shards] if isinstance(shards, str | Path) else shards)
-    predictor: Predictor | BaselinePredictor
+    predictor: Predictor | ZoomIn | BaselinePredictor
     if checkpoint is not None:
         dev = resolve_device(device)
         check_precision(precision, dev)
         model, config, state = load_for("noc", checkpoint, dev)
         predictor = Predictor(model, "interactive", dev, precision, batch_invariant)
+        if settings.zoom_in:
+            predictor = ZoomIn(predictor, ZoomSettings(target=settings.zoom_in))
         ckpt = Path(checkpoint)
         name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
         default_label = f"{name} {config.name}"
@@ -90,12 +93,15 @@ def run_noc(checkpoint: Path | None, shards: str | Path | Sequence[str | Path], 
         def provenance(shards: ShardSet) -> dict[str, Any]:
             return _provenance(ckpt, config, state, shards)
     else:
+        if settings.zoom_in:
+            raise ValueError("--zoom-in crops a model's input; the --baseline works on the whole image: leave it out")
         predictor = BaselinePredictor(str(baseline), workers)
         dev, default_label = predictor.device, f"{baseline} baseline (no model)"
 
         def provenance(shards: ShardSet) -> dict[str, Any]:
             return {"baseline": baseline, **_shards_provenance(shards)}
-    label = label or default_label + ("" if settings.refine == "none" else f" +{settings.refine}")
+    label = label or (default_label + ("" if settings.refine == "none" else f" +{settings.refine}")
+                      + (f" +zoom {settings.zoom_in}" if settings.zoom_in else ""))
     run_settings = {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
                     "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit, "device": str(dev),
                     "precision": precision, "batch_invariant": batch_invariant, "workers": workers,

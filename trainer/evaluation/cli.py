@@ -101,6 +101,9 @@ def _noc_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Post-process each prediction (grabcut: OpenCV GrabCut seeded by the prediction and the clicks).")
 @click.option("--min-area", type=click.IntRange(min=0), default=0, show_default=True,
               help="Evaluate only objects of at least this many pixels (0 = every object of the object maps).")
+@click.option("--zoom-in", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Zoom-in inference: after the first click, predict each object on a crop around its mask and "
+                   "positive clicks (grown 1.4x), resized to this long side in pixels (400 as RITM); 0 = off.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Evaluate at most this many objects per dataset.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -117,8 +120,8 @@ def _noc_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--no-progress", is_flag=True, help="No progress bar (batch jobs, logs).")
 def noc(checkpoint: Path | None, baseline: str | None, shards: tuple[str, ...], device: str, batch_size: int,
         precision: str, max_clicks: int, ious: tuple[float, ...], clicker: str, threshold: float, refine: str,
-        min_area: int, limit: int | None, out: Path | None, label: str | None, batch_invariant: bool, workers: int,
-        no_progress: bool, sample_checksums: bool) -> None:
+        min_area: int, zoom_in: int, limit: int | None, out: Path | None, label: str | None, batch_invariant: bool,
+        workers: int, no_progress: bool, sample_checksums: bool) -> None:
     """Number of clicks to reach each IoU target (spec §6), mIoU after each click, NoF, seconds per click.
 
     Every object (ids 1..254) of every image's object map is evaluated (--min-area restricts; skipped objects are
@@ -132,7 +135,7 @@ def noc(checkpoint: Path | None, baseline: str | None, shards: tuple[str, ...], 
     if (checkpoint is None) == (baseline is None):
         raise click.UsageError("give --checkpoint (a trained model) or --baseline (no model), not both or neither")
     with _user_errors():
-        settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area)
+        settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area, zoom_in)
         result = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
                          precision=precision, out=out, label=label, batch_invariant=batch_invariant,
                          workers=workers, progress=not no_progress, check_digest=sample_checksums,

@@ -53,6 +53,9 @@ class NocSettings:
     threshold: float = STANDARD_THRESHOLD
     refine: str = "none"
     min_area: int = 0
+    #: Zoom-in inference (`ifcn.trainer.inference.zoom`): after the first click, each object is predicted on a crop
+    #: around it whose long side is this many pixels; 0 = off (the whole image every click).
+    zoom_in: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_clicks <= MAX_CLICKS_LIMIT:
@@ -67,6 +70,8 @@ class NocSettings:
             raise ValueError(f"unknown refinement {self.refine!r}; choose one of {sorted(REFINERS)}")
         if self.min_area < 0:
             raise ValueError(f"--min-area must be at least 0 (got {self.min_area})")
+        if self.zoom_in and not 32 <= self.zoom_in <= 4096:
+            raise ValueError(f"--zoom-in must be 0 (off) or a long side in 32..4096 px (got {self.zoom_in})")
 
     @property
     def strict(self) -> bool:

@@ -23,6 +23,7 @@ from ifcn.trainer.checkpoint import load_model
 from ifcn.trainer.distributed import resolve_device
 from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.evaluation.grabcut import grabcut_refine
+from ifcn.trainer.inference.zoom import ZoomIn, ZoomSettings
 from ifcn.trainer.inputs import PREV, batch_input
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.precision import autocast, check_precision
@@ -178,15 +179,20 @@ class Predictor:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
             raise ValueError(f"an image must be an (H, W, 3) uint8 RGB array, got {image.dtype} with shape "
                              f"{image.shape}")
-        return torch.tensor(image).permute(2, 0, 1)[None].to(self.device)  # a copy: decoded images are read-only
+        # Shared with the array when writable (nothing writes into it; a 12-megapixel copy costs ~40 ms per click);
+        # decoded images are often read-only, which torch cannot share.
+        tensor = torch.from_numpy(image) if image.flags.writeable else torch.tensor(image)
+        return tensor.permute(2, 0, 1)[None].to(self.device)
 
     def predict(self, image: np.ndarray, clicks: Sequence[ClickLike] = (), *, prev: np.ndarray | None = None,
-                grabcut: bool = False, threshold: float = 0.5) -> np.ndarray:
+                grabcut: bool = False, threshold: float = 0.5, zoom: ZoomSettings | None = None) -> np.ndarray:
         """Probabilities at the image's size for an (H, W, 3) uint8 RGB image, as float32 numpy.
 
         Interactive: `clicks` are (y, x, positive) in image pixels (or `Click`s); returns the (H, W) foreground
         probability. A `--prev-mask` model also takes `prev`, the (H, W) probabilities it returned before the last
-        click (None before the first). With `grabcut`, the mask (probability > `threshold`) is refined by GrabCut
+        click (None before the first). With `zoom` (`ifcn.trainer.inference.zoom`), clicks after the first are
+        predicted on a view around the object, which `prev` (then needed for any network) locates. With `grabcut`,
+        the mask (probability > `threshold`) is refined by GrabCut
         seeded with it and the clicks (spec §6 item 7), and the result is that mask as 0.0/1.0. Semantic: no clicks;
         returns (C, H, W) class probabilities (argmax over axis 0 = the label map).
         """
@@ -202,7 +208,11 @@ class Predictor:
                 raise ValueError(f"prev must be the image's ({image.shape[0]}, {image.shape[1]}) probabilities, got "
                                  f"shape {np.shape(prev)}")
             previous = torch.as_tensor(np.asarray(prev, np.float32))[None].to(self.device)
-        probs = self.predict_batch(x, [chosen], previous)[0].cpu().numpy()
+        if zoom is None:
+            probs = self.predict_batch(x, [chosen], previous)[0].cpu().numpy()
+        else:
+            zoomed_batch = ZoomIn(self, zoom)
+            probs = zoomed_batch(x, [chosen], previous)[0].cpu().numpy()
         if not grabcut:
             return probs
         return grabcut_refine(image, probs > threshold, chosen).astype(np.float32)
