@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from ifcn.trainer.checkpoint import save_checkpoint
+from ifcn.trainer.demo.app import DemoSettings
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model
 
+#: The address the demo tests' servers bind and their requests name in `Host`: the demo's default, which it answers
+#: (any other name is refused, against DNS rebinding).
+DEMO_HOST = "127.0.0.1"
 #: (height, width) of the demo test images: small, and not square so that x/y mix-ups show.
 IMAGE_SIZE = (72, 96)
 
@@ -36,6 +45,20 @@ def write_images(folder: Path, count: int = 2, size: tuple[int, int] = IMAGE_SIZ
     return folder
 
 
+def grey_png(width: int, height: int, rows: int | None = None) -> bytes:
+    """A black 8-bit grey PNG of `width` x `height`, compressed row by row (13000² is ~170 KB, never 169 MB in
+    memory); `rows` < `height` stores only that many rows: a file whose header claims more than it holds."""
+    compressor = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte 0, then the pixels
+    pixels = b"".join(compressor.compress(row) for _ in range(height if rows is None else rows)) + compressor.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
 def calibrated_model(backbone: str = "resnet18", prev_mask: bool = False) -> torch.nn.Module:
     """An untrained interactive FCN-8s ("mean" click-channel init, so clicks matter) whose last bias is shifted so
     that about half of a test image is foreground: masks in the tests are neither empty nor full. `prev_mask` adds
@@ -56,3 +79,17 @@ def make_demo_checkpoint(path: Path, backbone: str = "resnet18", prev_mask: bool
     save_checkpoint(path, {"model_config": model.config.to_dict(), "task": "interactive",
                            "model": model.state_dict(), "manifest_id": "fixed"})
     return path
+
+
+def demo_client(app: FastAPI) -> TestClient:
+    """A test client of the demo app that sends `Host: DEMO_HOST` and gets 5xx as responses (not exceptions)."""
+    return TestClient(app, base_url=f"http://{DEMO_HOST}", raise_server_exceptions=False)
+
+
+def session_probs(predictor: Predictor, image: np.ndarray, clicks: list, **kwargs: Any) -> np.ndarray:
+    """The Predictor called as the demo calls it: each click's prediction fed to the next (zoom-in, by default on,
+    finds the object in it)."""
+    prev = None
+    for k in range(1, len(clicks) + 1):
+        prev = predictor.predict(image, clicks[:k], prev=prev, zoom=DemoSettings().zoom, **kwargs)
+    return prev

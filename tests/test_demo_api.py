@@ -18,7 +18,7 @@ from PIL import Image
 from ifcn.trainer.demo.app import DemoSettings, create_app
 from ifcn.trainer.evaluation.cli import main
 from ifcn.trainer.inference import Predictor
-from tests.demo_data import make_demo_checkpoint, sample_image, write_images
+from tests.demo_data import demo_client, make_demo_checkpoint, sample_image, session_probs, write_images
 from tests.eval_data import make_checkpoint
 
 
@@ -38,7 +38,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture
 def client(setup: dict) -> TestClient:
     settings = DemoSettings(images=setup["images"], max_side=100, max_upload_mb=0.05)
-    return TestClient(create_app(setup["predictor"], settings), raise_server_exceptions=False)
+    return demo_client(create_app(setup["predictor"], settings))
 
 
 def _png(array: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -76,7 +76,7 @@ def test_click_flow_matches_the_predictor(client: TestClient, setup: dict) -> No
         state = client.post(f"/api/sessions/{sid}/clicks", json={"y": y, "x": x, "positive": positive}).json()
     assert [(c["y"], c["x"], c["positive"]) for c in state["clicks"]] == clicks
     assert state["prediction_ms"] > 0
-    expected = setup["predictor"].predict(image, clicks) > 0.5
+    expected = session_probs(setup["predictor"], image, clicks) > 0.5
     assert 0 < expected.sum() < expected.size
     download = client.get(f"/api/sessions/{sid}/mask.png")
     assert download.headers["content-type"] == "image/png"
@@ -88,10 +88,11 @@ def test_click_flow_matches_the_predictor(client: TestClient, setup: dict) -> No
     state = client.post(f"/api/sessions/{sid}/undo").json()
     assert len(state["clicks"]) == 2
     np.testing.assert_array_equal(_decode(client.get(f"/api/sessions/{sid}/mask.png").content) > 0,
-                                  setup["predictor"].predict(image, clicks[:2]) > 0.5)
+                                  session_probs(setup["predictor"], image, clicks[:2]) > 0.5)
     state = client.patch(f"/api/sessions/{sid}", json={"grabcut": True}).json()
     assert state["grabcut"] is True
-    refined = setup["predictor"].predict(image, clicks[:2], grabcut=True) > 0.5
+    p1 = session_probs(setup["predictor"], image, clicks[:1])
+    refined = setup["predictor"].predict(image, clicks[:2], prev=p1, zoom=DemoSettings().zoom, grabcut=True) > 0.5
     np.testing.assert_array_equal(_decode(client.get(f"/api/sessions/{sid}/mask.png").content) > 0, refined)
     state = client.post(f"/api/sessions/{sid}/reset").json()
     assert state["clicks"] == [] and not _decode(client.get(f"/api/sessions/{sid}/mask.png").content).any()
@@ -169,7 +170,7 @@ def test_page_and_openapi_are_served_offline(client: TestClient) -> None:
 
 
 def test_without_an_images_folder_only_uploads_work(setup: dict) -> None:
-    client = TestClient(create_app(setup["predictor"]), raise_server_exceptions=False)
+    client = demo_client(create_app(setup["predictor"]))
     assert client.get("/api/images").json() == {"images": []}
     _error(client.post("/api/sessions", json={"image": "img-0.jpg"}), 404, "no --images folder")
 
@@ -195,14 +196,14 @@ def test_a_prev_mask_model_sees_its_prediction_before_the_last_click(setup: dict
     """As in training and NoC: click k is predicted with the probabilities of click k - 1; undo goes back."""
     predictor = Predictor.from_checkpoint(make_demo_checkpoint(setup["root"] / "prev.pt", prev_mask=True),
                                           device="cpu")
-    client = TestClient(create_app(predictor, DemoSettings(images=setup["images"])), raise_server_exceptions=False)
+    client = demo_client(create_app(predictor, DemoSettings(images=setup["images"])))
     sid = _open(client)["id"]
     image = _decode(client.get(f"/api/sessions/{sid}/image").content)
     clicks = [(30, 50, True), (10, 8, False), (50, 70, True)]
     expected, prev = [], None
     for y, x, positive in clicks:
         client.post(f"/api/sessions/{sid}/clicks", json={"y": y, "x": x, "positive": positive})
-        prev = predictor.predict(image, clicks[:len(expected) + 1], prev=prev)
+        prev = predictor.predict(image, clicks[:len(expected) + 1], prev=prev, zoom=DemoSettings().zoom)
         expected.append(prev > 0.5)
         mask = _decode(client.get(f"/api/sessions/{sid}/mask.png").content) > 0
         np.testing.assert_array_equal(mask, expected[-1])

@@ -25,7 +25,7 @@ from PIL import Image
 
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import read_image
-from tests.demo_data import make_demo_checkpoint, write_images
+from tests.demo_data import DEMO_HOST, make_demo_checkpoint, session_probs, write_images
 from tests.ports import free_port
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -63,9 +63,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     port = free_port()
     log = open(root / "server.log", "w")  # noqa: SIM115 (closed below, after the process)
     command = [str(Path(sys.executable).with_name("ifcn-eval")), "demo", "--checkpoint", str(checkpoint),
-               "--images", str(images), "--port", str(port), "--device", "cpu"]
+               "--images", str(images), "--host", DEMO_HOST, "--port", str(port), "--device", "cpu"]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{DEMO_HOST}:{port}"
     try:
         deadline = time.monotonic() + TIMEOUT
         while True:
@@ -148,7 +148,7 @@ def _clicks(state: dict) -> list[tuple[int, int, bool]]:
 
 def _expected_mask(predictor: Predictor, server: dict, state: dict) -> np.ndarray:
     image = read_image(server["images"] / state["name"], 4096).rgb
-    return predictor.predict(image, _clicks(state)) > 0.5
+    return session_probs(predictor, image, _clicks(state)) > 0.5
 
 
 def test_clicks_give_the_predictor_mask_and_it_downloads(server: dict, predictor: Predictor,

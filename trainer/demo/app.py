@@ -1,10 +1,13 @@
 """The demo's HTTP app: a page to select objects by clicking, over a JSON API documented at /openapi.json.
 
-Every prediction goes through the public `Predictor` (one at a time: the forward pass holds a lock, so two tabs never
-oversubscribe the CPU). Bad requests get a 4xx with a message that says what to do, never a 500: unknown sessions
-404, clicks outside the image 422, non-images 415, corrupt images 400, oversized uploads 413. Images of the
-`--images` folder are opened by file name only, and only names listed from that folder are accepted, so no request
-reaches a file outside it. Images with a long side over `max_side` are downscaled (the response says so).
+Every prediction goes through the public `Predictor` (one at a time: the forward pass and any GrabCut, at most
+`grabcut_side` pixels on a side, hold a lock, so two tabs never oversubscribe the CPU); at most `max_decodes` images
+are decoded at once, each refused from its header when over `max_megapixels`. Bad requests get a 4xx with a message
+that says what to do, never a 500: unknown sessions 404, clicks outside the image or non-numbers 422, non-images
+415, corrupt images 400, oversized uploads 413 (as soon as the body passes the limit), unknown `Host` names 400,
+cross-origin changes 403 (`ifcn.trainer.web`). Images of the `--images` folder are opened by file name only, and only
+names listed from that folder are accepted, so no request reaches a file outside it. Images with a long side over
+`max_side` are downscaled (the response says so).
 """
 
 from __future__ import annotations
@@ -25,26 +28,50 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from ifcn.errors import InputError
+from ifcn.trainer.demo.history import DEFAULT_CAPACITY
 from ifcn.trainer.demo.sessions import Session, SessionStore
 from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.evaluation.grabcut import grabcut_refine
+from ifcn.trainer.evaluation.grabcut import grabcut_refine_at_most
 from ifcn.trainer.inference import Predictor
-from ifcn.trainer.inference.images import decode_image, list_images, read_image
+from ifcn.trainer.inference.images import (
+    DEFAULT_MAX_MEGAPIXELS,
+    decode_image,
+    list_images,
+    max_pixels_of,
+    read_image,
+)
+from ifcn.trainer.inference.zoom import ZoomSettings
+from ifcn.trainer.web import json_errors
+from ifcn.trainer.web.body_limit import BodyLimitMiddleware
+from ifcn.trainer.web.hosts import AllowedHostsMiddleware, allowed_hosts
+from ifcn.trainer.web.origin import SameOriginMiddleware
+from ifcn.trainer.web.slots import Slots
 
 STATIC = Path(__file__).parent / "static"
 #: HTTP status of each image-reading error kind.
 STATUS_OF_KIND = {"not_an_image": 415, "corrupt_image": 400, "too_many_pixels": 413, "unreadable": 403}
+#: Room for the multipart framing (boundaries, part headers) of an upload, on top of `--max-upload-mb`.
+MULTIPART_SLACK = 64 * 1024
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Server settings: the image folder, the size limits, the mask threshold, how many sessions are kept."""
+    """Server settings: the image folder, the size and work limits, the mask threshold, how many sessions and
+    previous predictions are kept, the host names answered (`ifcn.trainer.web.hosts.allowed_hosts`)."""
 
     images: Path | None = None
     max_side: int = 4096
     max_upload_mb: float = 64.0
     threshold: float = 0.5
     max_sessions: int = 32
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+    max_decodes: int = 2
+    prev_mask_history: int = DEFAULT_CAPACITY
+    grabcut_side: int = 1024
+    allowed_hosts: frozenset[str] = allowed_hosts("127.0.0.1")
+    #: Zoom-in inference (`ifcn.trainer.inference.zoom`): later clicks predicted on a view of this long side around
+    #: the object, whole-image passes at most twice that; 0 = off (every click on the whole image).
+    zoom_in: int = 400
 
     def __post_init__(self) -> None:
         if self.images is not None and not Path(self.images).is_dir():
@@ -56,6 +83,25 @@ class DemoSettings:
             raise ValueError(f"--max-upload-mb must be positive, got {self.max_upload_mb}")
         if not 0.0 <= self.threshold < 1.0:
             raise ValueError(f"--threshold must lie in [0, 1), got {self.threshold}")
+        max_pixels_of(self.max_megapixels)
+        for flag, value, least in (("--max-decodes", self.max_decodes, 1),
+                                   ("--prev-mask-history", self.prev_mask_history, 1),
+                                   ("--grabcut-side", self.grabcut_side, 32)):
+            if value < least:
+                raise ValueError(f"{flag} must be at least {least}, got {value}")
+        if not self.allowed_hosts:
+            raise ValueError("no allowed host: pass --allowed-host NAME (the name users open the page by)")
+        if self.zoom_in and self.zoom_in < 32:
+            raise ValueError(f"--zoom-in must be 0 (off) or at least 32 pixels, got {self.zoom_in}")
+
+    @property
+    def zoom(self) -> ZoomSettings | None:
+        """The zoom-in of every click, or None when off."""
+        return ZoomSettings(target=self.zoom_in, whole_side=2 * self.zoom_in) if self.zoom_in else None
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
 
 
 class ClickModel(BaseModel):
@@ -132,12 +178,22 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
     if predictor.task != "interactive":
         raise ValueError("the demo needs an interactive checkpoint (RGB + click channels), but this one is semantic: "
                          "segment images with `ifcn-eval predict --checkpoint CK --images DIR --out DIR`")
-    store = SessionStore(settings.max_sessions)
+    store = SessionStore(settings.max_sessions, settings.prev_mask_history)
     predict_lock = threading.Lock()
+    decode_slots = Slots(settings.max_decodes)
+    max_pixels = max_pixels_of(settings.max_megapixels)
     folder = Path(settings.images).resolve() if settings.images is not None else None
     app = FastAPI(title="ifcn interactive segmentation", docs_url=None, redoc_url=None,
                   description="Click on an object, get its mask. Create a session from an image (upload or a "
                               "file of the server's --images folder), add clicks, read or download the mask.")
+    app.state.sessions = store  # for tests and tools that inspect the server's memory
+    json_errors.install(app)
+    too_large = (f"the request is larger than the server's limit of {settings.max_upload_mb:g} MB; downscale the "
+                 "image or restart the demo with a larger --max-upload-mb")
+    # The last one added runs first: hosts, then origin, then the body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_SLACK, message=too_large)
+    app.add_middleware(SameOriginMiddleware)
+    app.add_middleware(AllowedHostsMiddleware, hosts=settings.allowed_hosts)
 
     def session_of(session_id: str) -> Session:
         session = store.get(session_id)
@@ -146,23 +202,32 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
                                      "or /api/sessions/upload")
         return session
 
+    zoom = settings.zoom
+    #: A `--prev-mask` network sees its previous prediction; zoom-in finds the object in it.
+    keeps_history = predictor.prev_mask or zoom is not None
+
     def predict(session: Session) -> SessionState:
         """Predict with the session's clicks (caller holds the session's lock); no click = empty mask. A
         `--prev-mask` network sees its prediction before the last click, as in training and NoC evaluation (undone
-        clicks take their predictions with them)."""
-        del session.history[max(len(session.clicks) - 1, 0):]
-        if not session.clicks:
+        clicks take their predictions with them); with zoom-in, clicks after the first are predicted on a view
+        around the object that prediction shows."""
+        clicks = session.clicks
+        if not clicks:
+            session.history.truncate(0)
             session.mask, session.prediction_ms = None, None
             return _state(session, settings.threshold)
-        prev = session.history[-1] if session.history else None
         start = time.perf_counter()
         with predict_lock:
-            probs = predictor.predict(session.image, session.clicks, prev=prev)
-        if predictor.prev_mask:
-            session.history.append(probs)
-        session.mask = probs > settings.threshold
-        if session.grabcut:
-            session.mask = grabcut_refine(session.image, session.mask, session.clicks)
+            prev = None
+            if keeps_history:
+                prev = session.history.previous(clicks, lambda c, p: predictor.predict(session.image, c, prev=p,
+                                                                                        zoom=zoom))
+            probs = predictor.predict(session.image, clicks, prev=prev, zoom=zoom)
+            if keeps_history:
+                session.history.append(len(clicks), probs)
+            session.mask = probs > settings.threshold
+            if session.grabcut:
+                session.mask = grabcut_refine_at_most(session.image, session.mask, clicks, settings.grabcut_side)
         session.prediction_ms = (time.perf_counter() - start) * 1000
         return _state(session, settings.threshold)
 
@@ -187,21 +252,23 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
             where = "the server has no --images folder" if folder is None else "GET /api/images lists the names"
             raise HTTPException(404, f"no image named {body.image!r} ({where}); upload it with /api/sessions/upload")
         try:
-            loaded = read_image(path, settings.max_side)
+            with decode_slots:
+                loaded = read_image(path, settings.max_side, max_pixels=max_pixels)
         except InputError as e:
             raise _input_error(e) from None
         return _state(store.create(path.name, loaded.rgb, loaded.original_size), settings.threshold)
 
     @app.post("/api/sessions/upload", response_model=SessionState, summary="Start a session on an uploaded image")
     def upload(file: Annotated[UploadFile, File(description="JPEG, PNG, BMP, GIF, TIFF or WebP")]) -> SessionState:
-        limit = int(settings.max_upload_mb * 2**20)
+        limit = settings.max_upload_bytes
         data = file.file.read(limit + 1)
         name = Path(file.filename or "upload").name
         if len(data) > limit:
             raise HTTPException(413, f"{name}: larger than the server's limit of {settings.max_upload_mb:g} MB; "
                                      "downscale it or restart the demo with a larger --max-upload-mb")
         try:
-            loaded = decode_image(data, name, settings.max_side)
+            with decode_slots:
+                loaded = decode_image(data, name, settings.max_side, max_pixels=max_pixels)
         except InputError as e:
             raise _input_error(e) from None
         return _state(store.create(name, loaded.rgb, loaded.original_size), settings.threshold)

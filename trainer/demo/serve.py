@@ -23,4 +23,5 @@ def run_demo(checkpoint: Path, settings: DemoSettings, *, host: str = "127.0.0.1
     app = create_app(predictor, settings)
     shown = f"[{host}]" if ":" in host else host
     log(f"ifcn demo: {config.name} from {checkpoint} on {dev}; open http://{shown}:{port}/ (Ctrl-C stops)")
+    log(f"answering the host names {', '.join(sorted(settings.allowed_hosts))} (--allowed-host NAME adds one)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

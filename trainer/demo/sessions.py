@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ifcn.trainer.demo.history import DEFAULT_CAPACITY, PrevMaskHistory
 from ifcn.trainer.evaluation.clicker import Click
 
 
 @dataclass
 class Session:
     """The state of one tab. `mask` is the last (H, W) bool prediction; `prediction_ms` its server time. For a
-    `--prev-mask` network, `history[i]` holds the probabilities it returned after click i + 1 (what it sees as the
-    previous prediction at the next click)."""
+    `--prev-mask` network, `history` holds the last probabilities it returned (what it sees as the previous
+    prediction at the next click)."""
 
     id: str
     name: str
@@ -30,7 +31,7 @@ class Session:
     grabcut: bool = False
     mask: np.ndarray | None = None
     prediction_ms: float | None = None
-    history: list[np.ndarray] = field(default_factory=list, repr=False)
+    history: PrevMaskHistory = field(default_factory=PrevMaskHistory, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -44,17 +45,20 @@ class Session:
 
 
 class SessionStore:
-    """Thread-safe id -> Session map with least-recently-used eviction."""
+    """Thread-safe id -> Session map with least-recently-used eviction; each session keeps at most `history`
+    previous predictions."""
 
-    def __init__(self, capacity: int = 32) -> None:
+    def __init__(self, capacity: int = 32, history: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
             raise ValueError(f"the session capacity must be at least 1, got {capacity}")
         self.capacity = capacity
+        self.history = history
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
 
     def create(self, name: str, image: np.ndarray, original_size: tuple[int, int]) -> Session:
-        session = Session(secrets.token_urlsafe(16), name, image, original_size)
+        session = Session(secrets.token_urlsafe(16), name, image, original_size,
+                          history=PrevMaskHistory(self.history))
         with self._lock:
             self._sessions[session.id] = session
             while len(self._sessions) > self.capacity:

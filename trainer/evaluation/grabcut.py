@@ -76,3 +76,23 @@ def run_grabcut(image: np.ndarray, mask: np.ndarray, iterations: int = ITERATION
     cv2.setRNGSeed(RNG_SEED)
     cv2.grabCut(bgr, mask, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+
+
+def grabcut_refine_at_most(image: np.ndarray, pred: np.ndarray, clicks: Sequence[Click], max_side: int,
+                           radius: int = RADIUS) -> np.ndarray:
+    """`grabcut_refine` on a copy downscaled so its long side is at most `max_side`, the mask upsampled back.
+
+    GrabCut's time grows with the pixel count (a minute per click at 4096x2458), while the boundary it moves is a
+    few pixels wide at any size: at a bounded size the cost of a click is bounded. Images within `max_side` are
+    refined at full size, as by `grabcut_refine`."""
+    h, w = pred.shape
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return grabcut_refine(image, pred, clicks, radius)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    small_pred = cv2.resize(pred.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    small_clicks = [Click(c.positive, min(size[1] - 1, int(c.y * scale)), min(size[0] - 1, int(c.x * scale)))
+                    for c in clicks]
+    refined = grabcut_refine(small_image, small_pred, small_clicks, max(1, round(radius * scale)))
+    return cv2.resize(refined.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR) > 127

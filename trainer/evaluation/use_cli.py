@@ -12,6 +12,11 @@ import click
 
 from ifcn.trainer.evaluation.cli_errors import user_errors
 
+#: Mirrors `ifcn.trainer.inference.images.DEFAULT_MAX_MEGAPIXELS` (not imported: `--help` loads no PIL or torch).
+_MAX_MEGAPIXELS = click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100.0,
+                               show_default=True, help="Images with more pixels (read from the file's header, before "
+                               "decoding) are refused; at most 178 (PIL's own limit).")
+
 #: `ifcn-eval predict --max-side` default (see the README's measurement of whole, downscaled and tiled prediction).
 DEFAULT_MAX_SIDE = 1024
 
@@ -37,17 +42,34 @@ _DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), d
               help="Mask = foreground probability > threshold.")
 @click.option("--max-sessions", type=click.IntRange(min=1), default=32, show_default=True,
               help="Sessions (browser tabs) kept; the least recently used is forgotten first.")
+@_MAX_MEGAPIXELS
+@click.option("--max-decodes", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Images decoded at once (each may take 3 bytes per pixel and more); other requests wait.")
+@click.option("--prev-mask-history", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Previous predictions a --prev-mask model's session keeps (undoing further replays the clicks).")
+@click.option("--grabcut-side", type=click.IntRange(min=32), default=1024, show_default=True,
+              help="GrabCut refines a copy downscaled to this long side, its mask upsampled (bounds its time).")
+@click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
+              help="Another host name (or address) the page may be opened by; repeat for several; '*' allows any. "
+                   "The bound address (and, for loopback or 0.0.0.0, 127.0.0.1/localhost/::1) always works.")
+@click.option("--zoom-in", type=click.IntRange(min=0), default=400, show_default=True,
+              help="Zoom-in inference: clicks after the first are predicted on a view around the object resized to "
+                   "this long side (first clicks on the whole image at most twice that); 0 = off.")
 def demo(checkpoint: Path, images: Path | None, host: str, port: int, device: str, max_side: int,
-         max_upload_mb: float, threshold: float, max_sessions: int) -> None:
+         max_upload_mb: float, threshold: float, max_sessions: int, max_megapixels: float, max_decodes: int,
+         prev_mask_history: int, grabcut_side: int, allowed_host: tuple[str, ...], zoom_in: int) -> None:
     """Serve a web page to select objects by clicking (left: add, right or shift+left: remove).
 
     The page works offline; its JSON API is described at /openapi.json and usable without the page.
     """
     from ifcn.trainer.demo.app import DemoSettings
     from ifcn.trainer.demo.serve import run_demo
+    from ifcn.trainer.web.hosts import allowed_hosts
 
     with user_errors():
-        settings = DemoSettings(images, max_side, max_upload_mb, threshold, max_sessions)
+        settings = DemoSettings(images, max_side, max_upload_mb, threshold, max_sessions, max_megapixels,
+                                max_decodes, prev_mask_history, grabcut_side, allowed_hosts(host, allowed_host),
+                                zoom_in)
         run_demo(checkpoint, settings, host=host, port=port, device=device, log=click.echo)
 
 
@@ -90,9 +112,10 @@ def export(checkpoint: Path, fmt: str, out: Path, with_clicks: bool) -> None:
 @_DEVICE
 @click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
               help="Files that are not readable images: skip them with a message, or stop.")
+@_MAX_MEGAPIXELS
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, tile: int, overlap: int, device: str,
-            on_error: str, no_progress: bool) -> None:
+            on_error: str, max_megapixels: float, no_progress: bool) -> None:
     """Segment images of any size with a semantic checkpoint: VOC-coloured masks, index masks or overlays."""
     from ifcn.trainer.inference.predict_images import SUMMARY_NAME, run_predict
     from ifcn.trainer.inference.semantic import Sizing
@@ -100,7 +123,8 @@ def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, t
     with user_errors():
         sizing = Sizing(max_side or None, tile or None, overlap)
         summary = run_predict(checkpoint, images, out, fmt=fmt, sizing=sizing, device=device, on_error=on_error,
-                              progress=not no_progress, log=lambda m: click.echo(m, err=True))
+                              max_megapixels=max_megapixels, progress=not no_progress,
+                              log=lambda m: click.echo(m, err=True))
     click.echo(f"{len(summary['images'])} images segmented ({sizing.describe()}), {len(summary['skipped'])} skipped; "
                f"wrote {out} ({fmt}) and {out / SUMMARY_NAME}")
 

@@ -1,5 +1,9 @@
 """Reading users' images for inference: any format PIL reads, EXIF orientation applied, RGB uint8, size limits.
 
+The pixel count is read from the file's header (PIL opens lazily) and checked against `max_pixels` before any pixel
+is decoded, so a small file claiming a huge image (a 20 KB PNG of 13000x13000) costs nothing; a JPEG larger than the
+target size is decoded reduced (PIL's draft mode: libjpeg scales by 1/2, 1/4 or 1/8 while decoding).
+
 Errors are `InputError`s with a stable `kind` (`not_an_image`, `corrupt_image`, `too_many_pixels`), so the web demo
 can answer each with its own 4xx status and `ifcn-eval predict` can skip or stop with a message that names the file.
 """
@@ -18,6 +22,10 @@ from ifcn.errors import InputError
 #: File name endings listed as images (case-insensitive).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 EXIF_ORIENTATION = 0x0112
+#: Default `--max-megapixels` of `ifcn-eval demo` and `predict`: an RGB image of 100 MP takes 300 MB once decoded.
+DEFAULT_MAX_MEGAPIXELS = 100.0
+#: The largest `--max-megapixels`: PIL itself refuses images over twice its `MAX_IMAGE_PIXELS` as decompression bombs.
+MAX_MEGAPIXELS_LIMIT = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
 
 
 @dataclass(frozen=True)
@@ -38,17 +46,37 @@ def fit_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def decode_image(data: bytes, source: str, max_side: int | None = None) -> LoadedImage:
-    """Decode image bytes (`source` names them in errors); a long side over `max_side` is downscaled (area filter)."""
+def max_pixels_of(megapixels: float) -> int:
+    """The pixel limit of a `--max-megapixels` value, checked to lie in (0, MAX_MEGAPIXELS_LIMIT]."""
+    if not 0 < megapixels <= MAX_MEGAPIXELS_LIMIT:
+        raise ValueError(f"--max-megapixels must lie in (0, {MAX_MEGAPIXELS_LIMIT:g}] (PIL refuses larger images), "
+                         f"got {megapixels:g}")
+    return int(megapixels * 1e6)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int | None, source: str) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise InputError(source, f"{width}x{height} is {width * height / 1e6:.1f} megapixels, over the limit of "
+                                 f"{max_pixels / 1e6:g}", "downscale the image first, or raise --max-megapixels",
+                         kind="too_many_pixels")
+
+
+def decode_image(data: bytes, source: str, max_side: int | None = None, *,
+                 max_pixels: int | None = None) -> LoadedImage:
+    """Decode image bytes (`source` names them in errors); a long side over `max_side` is downscaled (area filter).
+    An image of more than `max_pixels` pixels (by its header) is refused before it is decoded."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
             width, height = opened.size
+            _check_pixels(width, height, max_pixels, source)
             turned = opened.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # rotated by 90 degrees
             original = (width, height) if turned else (height, width)
             target = fit_size(*original, max_side) if max_side else original
             if target != original:  # JPEG: decode at a reduced scale (at least the target size), much faster
                 opened.draft("RGB", target if turned else target[::-1])
             image = ImageOps.exif_transpose(opened).convert("RGB")
+    except InputError:
+        raise
     except Image.DecompressionBombError as e:
         raise InputError(source, f"too many pixels to decode safely ({e})", "downscale the image first",
                          kind="too_many_pixels") from None
@@ -63,14 +91,14 @@ def decode_image(data: bytes, source: str, max_side: int | None = None) -> Loade
     return LoadedImage(np.asarray(image), original)
 
 
-def read_image(path: Path, max_side: int | None = None) -> LoadedImage:
+def read_image(path: Path, max_side: int | None = None, *, max_pixels: int | None = None) -> LoadedImage:
     """`decode_image` of a file; a missing or unreadable file is an `InputError` naming it."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise InputError(path, f"cannot read the file ({e.strerror})", "check the path and its permissions",
                          kind="unreadable") from None
-    return decode_image(data, str(path), max_side)
+    return decode_image(data, str(path), max_side, max_pixels=max_pixels)
 
 
 def is_image_name(path: Path) -> bool:

@@ -21,7 +21,7 @@ from ifcn.io import write_json
 from ifcn.trainer.distributed import resolve_device
 from ifcn.trainer.evaluation.api import load_for
 from ifcn.trainer.evaluation.semantic import class_names
-from ifcn.trainer.inference.images import read_image
+from ifcn.trainer.inference.images import DEFAULT_MAX_MEGAPIXELS, max_pixels_of, read_image
 from ifcn.trainer.inference.predictor import Predictor
 from ifcn.trainer.inference.render import FORMATS, SUFFIX, class_shares, write_output
 from ifcn.trainer.inference.semantic import Sizing, segment
@@ -74,14 +74,16 @@ def check_writable(out: Path) -> None:
 
 
 def run_predict(checkpoint: Path, images: str | Path, out: Path, *, fmt: str = "palette", sizing: Sizing | None = None,
-                device: str = "auto", on_error: str = "skip", progress: bool = False,
-                log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Segment every image of `images` into `out`; returns the summary written to `out/classes.json`."""
+                device: str = "auto", on_error: str = "skip", max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                progress: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Segment every image of `images` into `out`; returns the summary written to `out/classes.json`. Images over
+    `max_megapixels` are refused from their header (skipped or failing by `on_error`), never decoded."""
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
     if on_error not in ON_ERROR:
         raise ValueError(f"--on-error must be one of {ON_ERROR}, got {on_error!r}")
     sizing = sizing or Sizing()
+    max_pixels = max_pixels_of(max_megapixels)
     files = input_files(images)
     out = Path(out)
     check_writable(out)
@@ -94,7 +96,7 @@ def run_predict(checkpoint: Path, images: str | Path, out: Path, *, fmt: str = "
     start = time.perf_counter()
     for path, name in tqdm(output_names(files, fmt).items(), desc="images", unit="img", disable=not progress):
         try:
-            image = read_image(path).rgb
+            image = read_image(path, max_pixels=max_pixels).rgb
         except InputError as e:
             if on_error == "fail":
                 raise
