@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import uvicorn
 
+from ifcn.trainer.core.device import resolve_device
 from ifcn.trainer.demo.app import DemoSettings, create_app, png_bytes
-from ifcn.trainer.distributed import resolve_device
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model
 

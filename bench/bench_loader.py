@@ -51,9 +51,10 @@ from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.shards.check import check_shards
 from ifcn.shards.manifest import resolve_shards
 from ifcn.shards.reader import read_shard
-from ifcn.trainer.clickmaps import CLIP, distance_maps
+from ifcn.trainer.core.clickmaps import DEFAULT_SPEC, distance_maps
+from ifcn.trainer.core.input_spec import IMAGENET_MEAN, IMAGENET_STD
+from ifcn.trainer.core.inputs import batch_input
 from ifcn.trainer.data import AugmentConfig, TrainStream, make_loader
-from ifcn.trainer.inputs import IMAGENET_MEAN, IMAGENET_STD, batch_input
 
 CPU = torch.device("cpu")
 Batch = dict[str, torch.Tensor]
@@ -143,7 +144,7 @@ def our_batches(shards: Path, crop: int, batch: int, batches: int, *, workers: i
 
 
 def input_after(batch: Batch) -> torch.Tensor:
-    """The network input as training and evaluation build it (`ifcn.trainer.inputs.batch_input`)."""
+    """The network input as training and evaluation build it (`ifcn.trainer.core.inputs.batch_input`)."""
     return batch_input(batch, CPU)
 
 
@@ -165,8 +166,8 @@ def opencv_maps(clicks: torch.Tensor, valid: torch.Tensor, height: int, width: i
         yx = clicks[i][valid[i]].long().numpy()
         free[yx[:, 0], yx[:, 1]] = 0
         dist = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        np.minimum(dist, CLIP, out=dist)
-        out[i, 0] = torch.from_numpy(dist / CLIP)
+        np.minimum(dist, DEFAULT_SPEC.clip, out=dist)
+        out[i, 0] = torch.from_numpy(dist / DEFAULT_SPEC.clip)
     return out
 
 

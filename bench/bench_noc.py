@@ -23,7 +23,7 @@ from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.shards.manifest import resolve_shards
-from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects, use_device_clicker
 from ifcn.trainer.evaluation.objects import EvalObject, iter_objects
 from ifcn.trainer.inference import Predictor

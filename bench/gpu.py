@@ -45,7 +45,7 @@ from ifcn.cores import usable_cores
 from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
-from ifcn.trainer.clickmaps import distance_maps
+from ifcn.trainer.core.clickmaps import distance_maps
 from ifcn.trainer.evaluation.noc import NocSettings
 from ifcn.trainer.evaluation.objects import EvalObject
 
@@ -220,8 +220,9 @@ def noc_step(objects: list[EvalObject], device: torch.device, max_clicks: int, b
                         round(r.engine_ms_per_click, 3), f"{r.logs_differ}/{r.objects}", cpu_clicker),),
                       ("Untrained resnet18-8s; default kernels, so a pixel within ~1e-6 of the threshold may flip "
                        "between batch sizes (`--batch-invariant` makes the logs identical; a CUDA test checks it). "
-                       "On a GPU the standard clicker runs batched on the device (`ifcn.trainer.error_clicks`); the "
-                       "last column is the batched run with the per-object CPU clicker instead.",))
+                       "On a GPU the standard clicker runs batched on the device "
+                       "(`ifcn.trainer.core.error_clicks`); the last column is the batched run with the per-object CPU "
+                       "clicker instead.",))
 
 
 def real_step(device: torch.device, shards: Path | None, minutes: float, tiny: bool = False) -> StepResult:

@@ -15,6 +15,15 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 
+#: Public names loaded on first use (they pull in torch).
+_LAZY = ("Predictor",)
+
+
+def __dir__() -> list[str]:
+    """The module's names and the lazy ones, so `dir(ifcn)` and completion show `Predictor`."""
+    return sorted([*globals(), *_LAZY])
+
+
 def __getattr__(name: str) -> Any:
     """Lazy attributes: `Predictor` loads torch and the models only when asked for."""
     if name == "Predictor":

@@ -47,11 +47,11 @@ import numpy as np
 from scipy import ndimage
 
 from ifcn.distance import distance_inside, distance_outside, exact_squared
-from ifcn.shards.records import VOID, ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
+from ifcn.flags import flag
+from ifcn.labels import BACKGROUND, MAX_OBJECT_ID, VOID, object_class
+from ifcn.shards.records import ClickPair, ImageClicks, ObjectClicks, Point, SkippedObject
 
 COUNT_MODES = ("random", "fixed")
-BACKGROUND = 0
-MAX_OBJECT_ID = 254
 SKIP_SMALL = "small"
 SKIP_LOW_BOX_FILL = "low_box_fill"
 SKIP_NO_POSITIVE = "no_positive_candidate"
@@ -73,20 +73,16 @@ MAX_MIN_AREA = MAX_DISTANCE * MAX_DISTANCE
 MAX_SEED = 2**63 - 1
 
 
-def _option(field: str) -> str:
-    return "--" + field.replace("_", "-")
-
-
 def _check_maximum(field: str, value: float, maximum: float | None, why: str) -> None:
     if maximum is not None and value > maximum:
-        raise ValueError(f"{_option(field)} must be at most {maximum:,} (got {value!r}): {why}")
+        raise ValueError(f"{flag(field)} must be at most {maximum:,} (got {value!r}): {why}")
 
 
 def _valid_number(field: str, value: object, minimum: float, maximum: float | None = None, why: str = "") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{_option(field)} must be a finite number (got {value!r})")
+        raise ValueError(f"{flag(field)} must be a finite number (got {value!r})")
     if value < minimum:
-        raise ValueError(f"{_option(field)} must be at least {minimum:g} (got {value!r})")
+        raise ValueError(f"{flag(field)} must be at least {minimum:g} (got {value!r})")
     _check_maximum(field, value, maximum, why)
     return float(value)
 
@@ -95,9 +91,9 @@ def valid_int(field: str, value: object, minimum: int, maximum: int | None = Non
     """`value` as an int when it is a whole number within minimum..maximum; else a ValueError naming the CLI option of
     `field` (and `why` an upper limit exists: an absurd value would run for days or exhaust memory, not fail)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{_option(field)} must be a whole number (got {value!r})")
+        raise ValueError(f"{flag(field)} must be a whole number (got {value!r})")
     if value < minimum:
-        raise ValueError(f"{_option(field)} must be at least {minimum} (got {value!r})")
+        raise ValueError(f"{flag(field)} must be at least {minimum} (got {value!r})")
     _check_maximum(field, value, maximum, why)
     return int(value)
 
@@ -393,11 +389,6 @@ def sample_pair(cands: ObjectCandidates, config: ClickConfig, rng: np.random.Gen
     return ClickPair(strategy, _points(pos), _points(neg))
 
 
-def _majority_class(values: np.ndarray) -> int:
-    values = values[(values != BACKGROUND) & (values != VOID)]
-    return int(np.bincount(values).argmax()) if values.size else 0
-
-
 def _check_maps(key: str, object_map: np.ndarray, class_map: np.ndarray) -> None:
     if object_map.ndim != 2 or not np.issubdtype(object_map.dtype, np.integer):
         raise ValueError(f"{key}: the object map must be a 2-D integer index array (got {object_map.dtype}, "
@@ -419,7 +410,7 @@ def sample_image_clicks(key: str, object_map: np.ndarray, class_map: np.ndarray,
     for object_id, box in objects.boxes.items():
         mask = object_map[box] == object_id
         area = int(np.count_nonzero(mask))
-        cls = _majority_class(class_map[box][mask])
+        cls = object_class(class_map[box][mask])
         if area < config.min_area:
             skipped.append(SkippedObject(object_id, cls, area, SKIP_SMALL))
             continue

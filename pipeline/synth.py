@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ifcn.labels import VOID
 from ifcn.pipeline.clicks import MAX_SEED
-from ifcn.shards.records import VOID
 
 #: Ids look like VOC's (`2008_000123`) but use a year no real VOC image has, so they never collide.
 ID_YEAR = 2031

@@ -11,8 +11,9 @@ import torch
 
 from ifcn.shards.check import check_shards
 from ifcn.shards.manifest import resolve_shards
+from ifcn.trainer.core.device import all_reduce_sum
 from ifcn.trainer.data import AugmentConfig, TrainStream, make_loader, steps_per_epoch
-from ifcn.trainer.distributed import all_reduce_sum, init_distributed, shutdown
+from ifcn.trainer.distributed import init_distributed, shutdown
 
 
 def main() -> None:

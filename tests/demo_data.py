@@ -13,7 +13,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from ifcn.trainer.checkpoint import save_checkpoint
+from ifcn.trainer.core.checkpoint import save_checkpoint
 from ifcn.trainer.demo.app import DemoSettings
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model

@@ -14,7 +14,7 @@ from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
 from ifcn.shards.formats import get_format
 from ifcn.shards.manifest import SCHEMA_VERSION, Manifest, ShardEntry, Source, Totals, write_manifest
 from ifcn.shards.records import Sample, encode_mask
-from ifcn.trainer.checkpoint import save_checkpoint
+from ifcn.trainer.core.checkpoint import save_checkpoint
 from ifcn.trainer.evaluation.objects import EvalObject, eval_objects_of_image
 from ifcn.trainer.models import ModelConfig, build_model
 

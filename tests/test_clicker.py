@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt
 
-from ifcn.trainer.evaluation.clicker import Click, depth, get_clicker, seed_click, standard_click
+from ifcn.trainer.core.clicks import Click
+from ifcn.trainer.evaluation.clicker import depth, get_clicker, seed_click, standard_click
 
 
 def _mask(shape: tuple[int, int], *boxes: tuple[int, int, int, int]) -> np.ndarray:
@@ -26,7 +27,7 @@ def test_first_click_is_the_deepest_interior_point_first_in_row_major_order() ->
     gt = _mask((12, 16), (2, 3, 6, 11))  # 5 rows x 9 columns: depth 3 on row 4, columns 5..9
     empty = _none(gt.shape)
     click = standard_click(gt, empty, empty, empty)
-    assert click == Click(True, 4, 5) and type(click.y) is int and type(click.x) is int  # plain ints (JSON logs)
+    assert click == Click(4, 5, True) and type(click.y) is int and type(click.x) is int  # plain ints (JSON logs)
 
 
 def test_image_border_counts_as_boundary() -> None:
@@ -34,7 +35,7 @@ def test_image_border_counts_as_boundary() -> None:
     # if the border were interior, row 0 would be deepest.
     gt = _mask((12, 20), (0, 0, 4, 19))
     empty = _none(gt.shape)
-    assert standard_click(gt, empty, empty, empty) == Click(True, 2, 2)
+    assert standard_click(gt, empty, empty, empty) == Click(2, 2, True)
     assert depth(gt)[0, 10] == 1 and depth(gt)[2, 10] == 9  # squared distances
 
 
@@ -42,10 +43,10 @@ def test_positive_only_when_false_negatives_are_strictly_deeper() -> None:
     gt = _mask((9, 16), (1, 1, 3, 3))  # FN square, depth 2 at (2, 2)
     pred = _mask(gt.shape, (1, 8, 3, 10))  # FP square of the same depth at (2, 9)
     empty = _none(gt.shape)
-    assert standard_click(gt, pred, empty, empty) == Click(False, 2, 9)  # tie -> negative
+    assert standard_click(gt, pred, empty, empty) == Click(2, 9, False)  # tie -> negative
     deeper = _mask(gt.shape, (1, 1, 5, 5))  # FN depth 3 > 2
-    assert standard_click(deeper, pred, empty, empty) == Click(True, 3, 3)
-    assert standard_click(gt, _mask(gt.shape, (0, 8, 4, 12)), empty, empty) == Click(False, 2, 10)  # FP deeper
+    assert standard_click(deeper, pred, empty, empty) == Click(3, 3, True)
+    assert standard_click(gt, _mask(gt.shape, (0, 8, 4, 12)), empty, empty) == Click(2, 10, False)  # FP deeper
 
 
 def test_no_pixel_is_clicked_twice_and_none_when_every_error_pixel_is_clicked() -> None:
@@ -100,7 +101,7 @@ def test_standard_clicker_matches_a_direct_scipy_reference_on_random_masks() -> 
             return None
         d, positive = (d_fn, True) if d_fn.max() > d_fp.max() else (d_fp, False)
         y, x = np.unravel_index(np.argmax(d), d.shape)
-        return Click(positive, int(y), int(x))
+        return Click(int(y), int(x), positive)
 
     rng = np.random.default_rng(7)
     for i in range(60):
@@ -144,25 +145,25 @@ def test_seed_clicker_picks_the_larger_8_connected_component() -> None:
     pred = _mask(shape, (10, 10, 13, 13))
     empty = _none(shape)
     click = seed_click(gt, pred, empty, empty)
-    assert click == Click(True, 2, 2)  # the deepest point of the component, first in row-major order
+    assert click == Click(2, 2, True)  # the deepest point of the component, first in row-major order
     # Equal areas -> negative, at the deepest point of the FP component.
     pred18 = _mask(shape, (10, 10, 12, 15))  # 3 x 6 = 18
-    assert seed_click(gt, pred18, empty, empty) == Click(False, 11, 11)
+    assert seed_click(gt, pred18, empty, empty) == Click(11, 11, False)
     # A pixel already clicked is skipped: the next deepest unclicked pixel of the component.
     clicked = empty.copy()
     clicked[2, 2] = True
-    assert seed_click(gt, pred, empty, clicked) == Click(True, 5, 5)
+    assert seed_click(gt, pred, empty, clicked) == Click(5, 5, True)
 
 
 def test_seed_clicker_breaks_equal_areas_by_the_first_pixel_in_row_major_order() -> None:
     gt = _mask((12, 24), (5, 2, 7, 4), (1, 15, 3, 17))  # equal squares; the right one starts on an earlier row
-    assert seed_click(gt, _none(gt.shape), _none(gt.shape), _none(gt.shape)) == Click(True, 2, 16)
+    assert seed_click(gt, _none(gt.shape), _none(gt.shape), _none(gt.shape)) == Click(2, 16, True)
 
 
 def test_seed_clicker_passes_over_fully_clicked_components() -> None:
     gt = _mask((10, 10), (1, 1, 2, 2), (6, 6, 6, 6))  # a 4-pixel and a 1-pixel FN component
     clicked = _mask(gt.shape, (1, 1, 2, 2))
-    assert seed_click(gt, _none(gt.shape), _none(gt.shape), clicked) == Click(True, 6, 6)
+    assert seed_click(gt, _none(gt.shape), _none(gt.shape), clicked) == Click(6, 6, True)
     clicked[6, 6] = True
     assert seed_click(gt, _none(gt.shape), _none(gt.shape), clicked) is None
 

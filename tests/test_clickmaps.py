@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ifcn.trainer import clickmaps
-from ifcn.trainer.clickmaps import EDT_CLICKS, FORMULATIONS, distance_maps, interaction_channels
-from ifcn.trainer.inputs import network_input, normalize_rgb
+from ifcn.trainer.core import clickmaps
+from ifcn.trainer.core.clickmaps import EDT_CLICKS, FORMULATIONS, distance_maps, interaction_channels
+from ifcn.trainer.core.inputs import network_input, normalize_rgb
 
 H, W = 37, 53
 

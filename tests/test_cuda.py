@@ -16,8 +16,8 @@ import torch
 from click.testing import CliRunner
 
 from bench.bench_train import synthetic_batch
-from ifcn.trainer.checkpoint import load_model
-from ifcn.trainer.clickmaps import SLOT_CHUNK, distance_maps
+from ifcn.trainer.core.checkpoint import load_model
+from ifcn.trainer.core.clickmaps import SLOT_CHUNK, distance_maps
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.loop import training_step
@@ -131,8 +131,8 @@ def test_a_checkpoint_trained_on_the_gpu_evaluates_on_the_cpu(tmp_path: Path) ->
                                         "--channels-last", "--no-progress", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     checkpoint = tmp_path / "run" / "last.pt"
-    on_gpu, _, _ = load_model(checkpoint, CUDA)
-    on_cpu, _, state = load_model(checkpoint, CPU)
+    on_gpu = load_model(checkpoint, CUDA).model
+    on_cpu, _, _, state = load_model(checkpoint, CPU)
     assert "optimizer" in state and all(t.device == CPU for t in _tensors(state))  # optimizer, RNG states too
     x = torch.randn(1, 5, 40, 56)
     with torch.inference_mode():

@@ -108,7 +108,7 @@ def test_a_pixel_bomb_is_refused_from_its_header_before_decoding(setup: dict) ->
 def test_at_most_max_decodes_images_are_decoded_at_once(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(setup["predictor"], DemoSettings(max_decodes=2))
     data = _png(sample_image(1))
-    with _most_at_once(monkeypatch, demo_app, "decode_image") as most:
+    with _most_at_once(monkeypatch, demo_app, "decode_user_photo") as most:
         responses = _in_threads([lambda: _upload(demo_client(app), data) for _ in range(6)])
     assert [r.status_code for r in responses] == [200] * 6
     assert most[0] <= 2

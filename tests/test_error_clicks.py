@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from ifcn.trainer.error_clicks import squared_depth, standard_clicks
-from ifcn.trainer.evaluation.clicker import Click, depth, standard_click
+from ifcn.trainer.core.clicks import Click
+from ifcn.trainer.core.error_clicks import squared_depth, standard_clicks
+from ifcn.trainer.evaluation.clicker import depth, standard_click
 
 
 def _blobs(rng: np.random.Generator, shape: tuple[int, int], n: int) -> np.ndarray:
@@ -50,7 +51,7 @@ def test_standard_clicks_equal_the_numpy_clicker_step_after_step() -> None:
         preds[1] = gts[1]  # a perfect prediction: no click
         expected = [standard_click(gts[i], preds[i], ignores[i], clicked[i]) for i in range(n)]
         found, positive, ys, xs = standard_clicks(*(torch.from_numpy(a) for a in (gts, preds, ignores, clicked)))
-        got = [Click(bool(p), int(y), int(x)) if f else None
+        got = [Click(int(y), int(x), bool(p)) if f else None
                for f, p, y, x in zip(found.tolist(), positive.tolist(), ys.tolist(), xs.tolist(), strict=True)]
         assert got == expected
         for i, click in enumerate(expected):

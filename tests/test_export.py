@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ifcn.trainer.checkpoint import save_checkpoint
+from ifcn.trainer.core.checkpoint import save_checkpoint
+from ifcn.trainer.core.clicks import Click, click_tensors
+from ifcn.trainer.core.input_spec import IMAGENET_MEAN
+from ifcn.trainer.core.inputs import batch_input
 from ifcn.trainer.evaluation.cli import main
-from ifcn.trainer.evaluation.clicker import Click
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.export import CLICK_INPUTS, PREV_INPUT, export_model, read_contract
-from ifcn.trainer.inference.predictor import click_tensors
-from ifcn.trainer.inputs import IMAGENET_MEAN, batch_input
 from tests.demo_data import calibrated_model
 from tests.eval_data import make_checkpoint
 
@@ -60,15 +60,14 @@ def _random_case(seed: int, batch: int, height: int, width: int) -> tuple[torch.
     """uint8 (B, 3, H, W) images and 0-4 random clicks of each sign per image."""
     rng = np.random.default_rng(seed)
     images = torch.from_numpy(rng.integers(0, 256, (batch, 3, height, width), dtype=np.uint8))
-    clicks = [[Click(bool(rng.integers(2)), int(rng.integers(height)), int(rng.integers(width)))
+    clicks = [[Click(int(rng.integers(height)), int(rng.integers(width)), bool(rng.integers(2)))
                for _ in range(int(rng.integers(0, 9)))] for _ in range(batch)]
     return images, clicks
 
 
 def _network_input(images: torch.Tensor, clicks: list[list[Click]]) -> torch.Tensor:
     batch = {"image": images.permute(0, 2, 3, 1)}
-    batch["pos"], batch["pos_valid"] = click_tensors(clicks, True, CPU)
-    batch["neg"], batch["neg_valid"] = click_tensors(clicks, False, CPU)
+    batch.update(click_tensors(clicks, CPU))
     return batch_input(batch, CPU)
 
 
@@ -93,10 +92,8 @@ def test_network_graphs_match_pytorch(exported: dict, backbone: str) -> None:
 
 
 def _click_feed(images: torch.Tensor, clicks: list[list[Click]]) -> dict[str, np.ndarray]:
-    pos, pos_valid = click_tensors(clicks, True, CPU)
-    neg, neg_valid = click_tensors(clicks, False, CPU)
-    arrays = (images.permute(0, 2, 3, 1).contiguous(), pos, pos_valid, neg, neg_valid)
-    return {name: a.numpy() for name, a in zip(CLICK_INPUTS, arrays, strict=True)}
+    feed = {"image": images.permute(0, 2, 3, 1).contiguous(), **click_tensors(clicks, CPU)}
+    return {name: feed[name].numpy() for name in CLICK_INPUTS}
 
 
 def test_with_clicks_graphs_equal_the_api(exported: dict) -> None:
@@ -122,7 +119,7 @@ def test_the_input_contract_is_in_the_metadata(exported: dict) -> None:
         assert contract["graph"] == "network" and contract["task"] == "interactive"
         assert contract["channels"] == ["R", "G", "B", "positive_distance", "negative_distance"]
         assert contract["rgb_normalisation"]["mean"] == pytest.approx([m * 255 for m in IMAGENET_MEAN])
-        assert contract["distance_channels"]["clip"] == 255 and contract["distance_channels"]["no_click_value"] == 1
+        assert contract["click_channels"]["clip"] == 255 and contract["click_channels"]["no_click_value"] == 1
         assert contract["model"]["backbone"] == "resnet18" and list(contract["inputs"]) == ["input"]
     for name in ("clicks-onnx", "clicks-torchscript"):
         contract = read_contract(files[name])

@@ -25,8 +25,8 @@ from click.testing import CliRunner
 from ifcn.shards.check import check_shards
 from ifcn.shards.manifest import load_manifest, resolve_shards
 from ifcn.shards.records import ClickPair, ImageClicks, Sample
-from ifcn.trainer.checkpoint import load_checkpoint
 from ifcn.trainer.cli import main as train_main
+from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.data import AugmentConfig, TrainStream, make_loader, steps_per_epoch
 from ifcn.trainer.evaluation.cli import main as eval_main
 from ifcn.trainer.train import TrainConfig, train

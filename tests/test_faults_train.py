@@ -29,8 +29,8 @@ import torch
 from click.testing import CliRunner, Result
 
 from ifcn.lock import LOCK_NAME
-from ifcn.trainer.checkpoint import load_checkpoint, load_model
 from ifcn.trainer.cli import main
+from ifcn.trainer.core.checkpoint import load_checkpoint, load_model
 from ifcn.trainer.run_files import read_metrics
 from tests.ports import free_port
 

@@ -17,7 +17,7 @@ from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
 from ifcn.shards.formats import FORMATS, get_format
 from ifcn.shards.formats.hdf5 import read_row
 from ifcn.shards.reader import read_shard
-from ifcn.shards.records import LABEL_FIELDS, ImageClicks, Sample, decode_image, decode_mask, encode_mask
+from ifcn.shards.records import LABEL_FIELDS, ImageClicks, Sample, decode_dataset_image, decode_mask, encode_mask
 
 KEYS = ("2008_000002", "2008_000010", "2009_000001")
 #: The fields of a sample whose image is a JPEG.
@@ -138,7 +138,8 @@ def test_png_and_jpeg_samples_share_a_shard(name: str, samples: list[Sample], tm
     back = list(read_shard(path))
     assert back == mixed
     assert [s.image_field for s in back] == ["jpg", "png", "jpg"]
-    assert np.array_equal(back[1].image(), decode_image(samples[1].image_bytes))  # PNG of the decoded JPEG: lossless
+    # A PNG of the decoded JPEG: lossless.
+    assert np.array_equal(back[1].image(), decode_dataset_image(samples[1].image_bytes))
     if name == "webdataset":
         with tarfile.open(path) as tar:
             assert f"{KEYS[1]}.png" in tar.getnames() and f"{KEYS[1]}.jpg" not in tar.getnames()

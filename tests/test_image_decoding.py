@@ -15,7 +15,7 @@ from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.sample import make_sample
 from ifcn.pipeline.sources.files import read_image
 from ifcn.pipeline.sources.voc import image_paths, load_voc_image, read_split
-from ifcn.shards.records import Sample, decode_image
+from ifcn.shards.records import Sample, decode_dataset_image
 
 ORIENTATION = 0x0112  # EXIF tag; 6 = "rotate 90° clockwise to display"
 
@@ -38,7 +38,7 @@ def test_every_reader_ignores_the_orientation_tag(tmp_path: Path) -> None:
     path.write_bytes(data)
     stored = read_image(path, "tagged", "fix")
     assert (stored.height, stored.width) == (40, 60) and stored.data == data
-    assert decode_image(data).shape == (40, 60, 3)
+    assert decode_dataset_image(data).shape == (40, 60, 3)
 
 
 def test_a_tagged_jpeg_goes_through_prep_with_its_masks(voc_copy: Path) -> None:

@@ -12,20 +12,25 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ifcn.shards.records import VOID
-from ifcn.trainer.checkpoint import load_checkpoint
+from ifcn.labels import VOID
 from ifcn.trainer.cli import main
+from ifcn.trainer.core.checkpoint import load_checkpoint
+from ifcn.trainer.core.clicks import Click
+from ifcn.trainer.core.input_spec import InputSpec
+from ifcn.trainer.core.inputs import PREV, batch_input, network_input
 from ifcn.trainer.evaluation.api import run_iou, run_noc
-from ifcn.trainer.evaluation.clicker import Click, standard_click
+from ifcn.trainer.evaluation.clicker import standard_click
 from ifcn.trainer.evaluation.noc import NocSettings, run_batch
 from ifcn.trainer.evaluation.objects import EvalObject
-from ifcn.trainer.inputs import PREV, batch_input, network_input
 from ifcn.trainer.iterative import IterativeSettings, click_rounds, default_prob
 from ifcn.trainer.loop import training_step
 from ifcn.trainer.models import ModelConfig, build_model
 from ifcn.trainer.models.transfer import transfer_weights
 from ifcn.trainer.resume import resume_mismatches
 from ifcn.trainer.train import TrainConfig, train
+
+#: The input contract of a `--prev-mask` model.
+PREV_SPEC = InputSpec(prev_mask=True)
 
 CPU = torch.device("cpu")
 TINY = {"arch": "resnet18", "weights": "none", "crop": 64, "batch_size": 4, "workers": 0, "device": "cpu",
@@ -85,7 +90,7 @@ def _probs(x: torch.Tensor, prev_mask: bool) -> torch.Tensor:
 
 def _clicks(batch: dict[str, torch.Tensor], i: int) -> list[Click]:
     """Sample i's valid clicks, positive then negative, in slot order."""
-    return [Click(sign == "pos", int(y), int(x)) for sign in ("pos", "neg")
+    return [Click(int(y), int(x), sign == "pos") for sign in ("pos", "neg")
             for (y, x), valid in zip(batch[sign][i].tolist(), batch[f"{sign}_valid"][i].tolist(), strict=True)
             if valid]
 
@@ -95,7 +100,7 @@ def test_extra_clicks_are_the_evaluator_clickers_on_the_same_predictions(prev_ma
     batch, rounds = _batch(seed=1), 4
     model = DiskModel(prev_mask)
     model.train()
-    out = click_rounds(model, batch, rounds, device=CPU, prev_mask=prev_mask)
+    out = click_rounds(model, batch, rounds, device=CPU, spec=InputSpec(prev_mask=prev_mask))
     assert model.training and len(model.calls) == rounds
     # Replay with the evaluator's numpy clicker, one sample at a time, on the predictions the model made.
     gt, ignore = batch["target"].numpy() == 1, batch["target"].numpy() == VOID
@@ -129,7 +134,7 @@ def test_no_gradient_flows_through_the_extra_rounds() -> None:
     config = ModelConfig("resnet18", 8, in_channels=6, first_layer_init="mean")  # prev channel weights non-zero
     batch = _batch(seed=2, size=64)
     iterative, plain = build_model(config, seed=0), build_model(config, seed=0)
-    final = click_rounds(build_model(config, seed=0), batch, 3, device=CPU, prev_mask=True)  # a third copy's rounds
+    final = click_rounds(build_model(config, seed=0), batch, 3, device=CPU, spec=PREV_SPEC)  # a third copy's rounds
     assert (final["pos_valid"][:, 8:] | final["neg_valid"][:, 8:]).any()
     losses, grads, buffers = [], [], []
     for model, step_batch, rounds in ((iterative, batch, 3), (plain, final, 0)):
@@ -137,7 +142,7 @@ def test_no_gradient_flows_through_the_extra_rounds() -> None:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         losses.append(training_step(model, optimizer, scaler, step_batch, task="interactive", device=CPU,
-                                    prev_mask=True, extra_rounds=rounds))
+                                    spec=PREV_SPEC, extra_rounds=rounds))
         assert model.training
         grads.append({n: p.grad for n, p in model.named_parameters()})
         buffers.append(dict(model.named_buffers()))
@@ -163,9 +168,9 @@ def test_rounds_are_drawn_from_the_seed_epoch_step_and_rank() -> None:
 def test_prev_mask_input_channel() -> None:
     batch = _batch(seed=3)
     five = batch_input(batch, CPU)
-    zeros = batch_input(batch, CPU, prev_mask=True)
+    zeros = batch_input(batch, CPU, PREV_SPEC)
     prev = torch.rand(batch["target"].shape, generator=torch.Generator().manual_seed(0))
-    six = batch_input({**batch, PREV: prev}, CPU, prev_mask=True)
+    six = batch_input({**batch, PREV: prev}, CPU, PREV_SPEC)
     assert five.shape[1] == 5 and zeros.shape[1] == six.shape[1] == 6
     torch.testing.assert_close(six[:, :5], five, rtol=0, atol=0)
     assert torch.equal(six[:, 5], prev) and not zeros[:, 5].any()
@@ -270,14 +275,14 @@ def test_rounds_on_the_gpu_add_the_cpus_clicks() -> None:
     """The extra rounds on CUDA (batched clicker on the device) add the clicks they add on the CPU; a bf16 +
     channels_last step with them gives a finite loss."""
     batch, cuda = _batch(seed=4), torch.device("cuda")
-    on_cpu = click_rounds(DiskModel(True), batch, 3, device=CPU, prev_mask=True)
-    on_gpu = click_rounds(DiskModel(True).to(cuda), batch, 3, device=cuda, prev_mask=True)
+    on_cpu = click_rounds(DiskModel(True), batch, 3, device=CPU, spec=PREV_SPEC)
+    on_gpu = click_rounds(DiskModel(True).to(cuda), batch, 3, device=cuda, spec=PREV_SPEC)
     assert [_clicks(on_gpu, i) for i in range(4)] == [_clicks(on_cpu, i) for i in range(4)]
     torch.testing.assert_close(on_gpu[PREV].cpu(), on_cpu[PREV])
     model = build_model(ModelConfig("resnet18", 8, in_channels=6, first_layer_init="mean")).to(cuda)
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss = training_step(model, optimizer, torch.amp.GradScaler("cuda", enabled=False), _batch(seed=5, size=64),
-                         task="interactive", device=cuda, precision="bf16", channels_last=True, prev_mask=True,
+                         task="interactive", device=cuda, precision="bf16", channels_last=True, spec=PREV_SPEC,
                          extra_rounds=3)
     assert np.isfinite(float(loss))

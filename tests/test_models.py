@@ -25,6 +25,7 @@ from ifcn.trainer.models import (
     WeightsUnavailableError,
     build_model,
     describe_backbones,
+    get_backbone,
     list_backbones,
 )
 from ifcn.trainer.models.classic import convolutionalise
@@ -104,7 +105,7 @@ def test_seed_backbone_every_stride_upsampling_and_channel_count(backbone: str) 
     channels = (built.head.score8.in_channels, built.head.score16.in_channels, built.head.score32.in_channels)
     for in_channels in (3, 5):
         if in_channels == 5:
-            adapt_first_layer(trunk.body, 5, "mean")
+            adapt_first_layer(trunk.body, 5, "mean", get_backbone(backbone).first_conv)
         trunk.eval()
         fc.eval()
         with torch.no_grad():
@@ -138,7 +139,7 @@ def test_seed_backbone_every_stride_upsampling_and_channel_count(backbone: str) 
             out = model(_randn(1, in_channels, *E2E_SIZE, seed=stride))
             assert out.shape == (1, NUM_CLASSES, *E2E_SIZE)
             (out * _randn(*out.shape)).sum().backward()
-            first = first_conv(trunk.body)[1]
+            first = first_conv(trunk.body, get_backbone(backbone).first_conv)
             assert first.weight.shape[1] == in_channels
             assert (first.weight.grad.abs().sum(dim=(0, 2, 3)) > 0).all(), "every input channel gets a gradient"
             assert all(s.weight.grad.abs().sum() > 0 for s in _skip_scores(model.head))
@@ -151,7 +152,7 @@ def test_non_seed_torchvision_backbone_builds_as_fcn8s(backbone: str) -> None:
     out = model(_randn(2, 5, *SIZES[0]))
     assert out.shape == (2, NUM_CLASSES, *SIZES[0])
     out.sum().backward()
-    first = first_conv(model.backbone.body)[1]
+    first = first_conv(model.backbone.body, get_backbone(backbone).first_conv)
     assert first.weight.grad.abs().sum() > 0
     assert model.head.score8.weight.grad.abs().sum() > 0 and model.head.score16.weight.grad.abs().sum() > 0
 
@@ -174,7 +175,7 @@ def test_mean_init_extra_channels_are_the_rgb_filter_mean(tmp_path: Path) -> Non
     weights = tmp_path / "resnet18.pth"
     torch.save(classifier.state_dict(), weights)
     model = build_model(ModelConfig(backbone="resnet18", in_channels=5, weights=str(weights), first_layer_init="mean"))
-    w = first_conv(model.backbone.body)[1].weight.detach()
+    w = first_conv(model.backbone.body, "conv1").weight.detach()
     rgb = classifier.conv1.weight.detach()
     torch.testing.assert_close(w[:, :3], rgb)
     torch.testing.assert_close(w[:, 3], rgb.mean(dim=1))
@@ -294,7 +295,7 @@ def test_imagenet_weights_come_from_the_hub_cache(tmp_path: Path, monkeypatch: p
     torch.save(classifier.state_dict(), cached)
     model = build_model(ModelConfig(backbone="resnet18", weights="imagenet", in_channels=5))
     assert tried == []
-    torch.testing.assert_close(first_conv(model.backbone.body)[1].weight[:, :3], classifier.conv1.weight)
+    torch.testing.assert_close(first_conv(model.backbone.body, "conv1").weight[:, :3], classifier.conv1.weight)
 
 
 def test_build_is_reproducible_and_leaves_the_global_rng_alone() -> None:
@@ -318,3 +319,22 @@ def test_channels_last_compile_and_deepcopy_keep_the_logits() -> None:
         model = model.to(memory_format=torch.channels_last)
         out = model(x.to(memory_format=torch.channels_last))
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def _first_conv_in_order(model: torch.nn.Module) -> str:
+    return next(name for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_every_backbone_spec_names_the_convolution_that_sees_the_image() -> None:
+    """The spec's `first_conv` (not a search of the module tree) is the RGB input convolution of every listed
+    classifier; built on the meta device (no memory, no weights), RegNet's init needs real tensors."""
+    for name in list_backbones():
+        with torch.device("meta" if not name.startswith("regnet") else "cpu"):
+            if name.startswith("regnet") and name != "regnet_x_400mf":
+                continue  # one RegNet stands for the family: the others take seconds each to build
+            classifier = get_model(name)
+        spec = get_backbone(name)
+        assert first_conv(classifier, spec.first_conv).in_channels == 3, name
+        assert spec.first_conv == _first_conv_in_order(classifier), name
+    with pytest.raises(ValueError, match="not the first Conv2d"):
+        first_conv(get_model("resnet18"), "bn1")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.evaluation.grabcut import grabcut_refine, seed_mask
+from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.evaluation.noc import NocSettings, ObjectLog, evaluate_objects, run_batch, summarize
 from ifcn.trainer.evaluation.objects import EvalObject
+from ifcn.trainer.inference.grabcut import grabcut_refine, seed_mask
 from tests.eval_data import random_scene, scene_objects
 
 CPU = torch.device("cpu")
@@ -109,7 +109,7 @@ def test_box_predictor_gives_the_hand_computed_noc() -> None:
     objects, _ = scene_objects([object_map])
     settings = NocSettings(max_clicks=5, iou_thresholds=(0.6, 0.85, 0.9))
     (log,) = run_batch(objects, BoxPredictor(5), settings)
-    assert log.clicks == (Click(True, 15, 15), Click(True, 15, 26), Click(True, 15, 37), None, None)
+    assert log.clicks == (Click(15, 15, True), Click(15, 26, True), Click(15, 37, True), None, None)
     assert log.ious == pytest.approx((1 / 3, 2 / 3, 1.0, 1.0, 1.0))
     summary = summarize([log], settings)
     assert summary.noc == {0.6: 2.0, 0.85: 3.0, 0.9: 3.0}
@@ -174,7 +174,7 @@ def test_an_iou_of_exactly_0_90_reaches_noc_90_at_that_click() -> None:
 
 
 def _log(index: int, ious: Sequence[float]) -> ObjectLog:
-    return ObjectLog(index, f"k{index}", 1, 1, 10, (Click(True, 0, 0),) * len(ious), tuple(ious))
+    return ObjectLog(index, f"k{index}", 1, 1, 10, (Click(0, 0, True),) * len(ious), tuple(ious))
 
 
 def test_nof_counts_objects_at_the_most_clicks_as_ritm_and_never_reached_is_reported_beside() -> None:
@@ -219,7 +219,7 @@ def test_settings_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="--iou"):
         NocSettings(iou_thresholds=(1.2,))
     with pytest.raises(ValueError, match="refinement"):
-        NocSettings(refine="crf")
+        NocSettings(refine="graphcut")
 
 
 def test_grabcut_improves_a_rough_prediction_of_a_colour_separable_object() -> None:
@@ -232,7 +232,7 @@ def test_grabcut_improves_a_rough_prediction_of_a_colour_separable_object() -> N
     image = np.clip(image + rng.integers(-20, 21, image.shape), 0, 255).astype(np.uint8)
     rough = np.zeros_like(gt)
     rough[18:42, 28:52] = True  # a square inside the disk: under-segmented
-    clicks = [Click(True, 30, 40)]
+    clicks = [Click(30, 40, True)]
 
     def iou(m: np.ndarray) -> float:
         return (m & gt).sum() / (m | gt).sum()
@@ -242,7 +242,7 @@ def test_grabcut_improves_a_rough_prediction_of_a_colour_separable_object() -> N
     # Degenerate seeds (one label only) come back as the seed mask, without an OpenCV error.
     assert grabcut_refine(image, np.ones_like(gt), clicks).all()
     # Seed labels: radius-5 disks, sure background wins where a negative disk overlaps a positive one.
-    seed = seed_mask(rough, [Click(True, 30, 40), Click(False, 30, 47)])
+    seed = seed_mask(rough, [Click(30, 40, True), Click(30, 47, False)])
     assert seed[30, 35] == cv2.GC_FGD and seed[30, 42] == cv2.GC_BGD and seed[30, 52] == cv2.GC_BGD
     assert seed[20, 30] == cv2.GC_PR_FGD and seed[5, 5] == cv2.GC_PR_BGD
     assert seed[25, 40] == cv2.GC_FGD and seed[30, 34] == cv2.GC_PR_FGD  # radius 5: distance 5 in, 6 out
@@ -286,7 +286,7 @@ def test_batched_and_one_at_a_time_logs_are_identical_with_a_real_network() -> N
     fast = Predictor(model, "interactive", CPU)
     batch = [o for o in objects if o.shape == objects[0].shape]
     images_t = torch.from_numpy(np.stack([o.image for o in batch])).permute(0, 3, 1, 2)
-    clicks = [[Click(True, 10, 10 + i), Click(False, 2, 3)] for i in range(len(batch))]
+    clicks = [[Click(10, 10 + i, True), Click(2, 3, False)] for i in range(len(batch))]
     together = fast(images_t, clicks)
     alone = torch.cat([fast(images_t[i:i + 1], clicks[i:i + 1]) for i in range(len(batch))])
     assert torch.allclose(together, alone, atol=1e-5, rtol=0)

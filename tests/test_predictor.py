@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.evaluation.grabcut import grabcut_refine
+from ifcn.trainer.core.clicks import Click
+from ifcn.trainer.core.inputs import PREV, batch_input
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.grabcut import grabcut_refine
 from ifcn.trainer.inference.zoom import ZoomSettings
-from ifcn.trainer.inputs import PREV, batch_input
 from tests.demo_data import make_demo_checkpoint, sample_image
 from tests.eval_data import make_checkpoint
 
@@ -51,21 +51,21 @@ def test_predict_is_the_network_on_the_input_contract(interactive: Predictor) ->
     assert probability.shape == image.shape[:2] and probability.dtype == np.float32
     assert probability.min() >= 0.0 and probability.max() <= 1.0
     assert 0.05 < (probability > 0.5).mean() < 0.95  # calibrated: neither empty nor full
-    # The same numbers by hand from batch_input: (y, x, positive) tuples are read as Click(positive, y, x).
+    # The same numbers by hand from batch_input: (y, x, positive) tuples are read as Click(y, x, positive).
     batch = {"image": torch.from_numpy(image)[None],
              "pos": torch.tensor([[[36.0, 48.0], [60.0, 20.0]]]), "pos_valid": torch.ones(1, 2, dtype=torch.bool),
              "neg": torch.tensor([[[5.0, 6.0]]]), "neg_valid": torch.ones(1, 1, dtype=torch.bool)}
     with torch.no_grad():
         expected = torch.sigmoid(interactive.model(batch_input(batch, torch.device("cpu"))))[0, 0].numpy()
     np.testing.assert_allclose(probability, expected, atol=1e-6, rtol=0)
-    as_clicks = interactive.predict(image, [Click(c[2], c[0], c[1]) for c in CLICKS])
+    as_clicks = interactive.predict(image, [Click(*c) for c in CLICKS])
     np.testing.assert_array_equal(probability, as_clicks)
     assert not np.array_equal(probability, interactive.predict(image, CLICKS[:1]))  # clicks matter
 
 
 def test_predict_batch_is_what_the_noc_engine_calls(interactive: Predictor) -> None:
     images = np.stack([sample_image(0), sample_image(1)])
-    clicks = [[Click(True, 36, 48)], [Click(True, 30, 40), Click(False, 2, 2)]]
+    clicks = [[Click(36, 48, True)], [Click(30, 40, True), Click(2, 2, False)]]
     batched = interactive(torch.from_numpy(images).permute(0, 3, 1, 2), clicks)
     assert batched.shape == (2, *images.shape[1:3])
     for i in range(2):
@@ -75,10 +75,10 @@ def test_predict_batch_is_what_the_noc_engine_calls(interactive: Predictor) -> N
 def test_grabcut_refinement_is_an_argument(interactive: Predictor) -> None:
     image = sample_image(0)
     refined = interactive.predict(image, CLICKS, grabcut=True, threshold=0.5)
-    clicks = [Click(c[2], c[0], c[1]) for c in CLICKS]
+    clicks = [Click(*c) for c in CLICKS]
     expected = grabcut_refine(image, interactive.predict(image, CLICKS) > 0.5, clicks)
-    assert set(np.unique(refined)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(refined.astype(bool), expected)
+    assert refined.dtype == bool
+    np.testing.assert_array_equal(refined, expected)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (20, 33), (31, 64)])
@@ -94,8 +94,10 @@ def test_bad_inputs_are_refused_with_a_message(interactive: Predictor, checkpoin
         interactive.predict(image, [(72, 3, True)])
     with pytest.raises(ValueError, match="outside"):
         interactive.predict(image, [(0, -1, False)])
-    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
-        interactive.predict(image.astype(np.float32), [])
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) RGB"):
+        interactive.predict(image[:, :, :2], [])
+    with pytest.raises(ValueError, match=r"a click is a Click or a \(y, x, positive\) tuple"):
+        interactive.predict(image, [(1, 2)])
     with pytest.raises(ValueError, match="needs one click list per image"):
         interactive.predict_batch(torch.from_numpy(image).permute(2, 0, 1)[None])
     semantic = Predictor.from_checkpoint(checkpoints["semantic"], device="cpu")
@@ -122,7 +124,7 @@ def test_a_prev_mask_model_takes_the_previous_probabilities(interactive: Predict
              "pos_valid": torch.ones(1, 1, dtype=torch.bool), "neg": torch.tensor([[[5.0, 6.0]]]),
              "neg_valid": torch.ones(1, 1, dtype=torch.bool), PREV: torch.from_numpy(first)[None]}
     with torch.no_grad():
-        expected = torch.sigmoid(predictor.model(batch_input(batch, torch.device("cpu"), prev_mask=True)))[0, 0]
+        expected = torch.sigmoid(predictor.model(batch_input(batch, torch.device("cpu"), predictor.spec)))[0, 0]
     np.testing.assert_allclose(second, expected.numpy(), atol=1e-6, rtol=0)
     assert np.abs(second - predictor.predict(image, CLICKS[:2])).max() > 1e-3  # the channel is used
     np.testing.assert_array_equal(predictor.predict(image, CLICKS[:2], prev=np.zeros(image.shape[:2])),
@@ -133,6 +135,59 @@ def test_a_prev_mask_model_takes_the_previous_probabilities(interactive: Predict
         predictor.predict(image, CLICKS, prev=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="no previous-mask channel"):
         interactive.predict(image, CLICKS, prev=first)
+
+
+def test_predictor_is_listed_by_dir_ifcn() -> None:
+    import ifcn
+
+    assert "Predictor" in dir(ifcn)
+
+
+def test_every_image_form_gives_the_same_prediction(interactive: Predictor) -> None:
+    from PIL import Image
+
+    image = sample_image(0)
+    expected = interactive.predict(image, CLICKS)
+    forms = [Image.fromarray(image), image.astype(np.float32) / 255, torch.from_numpy(image).permute(2, 0, 1),
+             torch.from_numpy(image).permute(2, 0, 1).float() / 255,
+             np.concatenate([image, np.full((*image.shape[:2], 1), 255, np.uint8)], axis=2)]  # RGBA
+    for form in forms:
+        np.testing.assert_allclose(interactive.predict(form, CLICKS), expected, atol=1e-6, rtol=0)
+    grey = image[:, :, 0]
+    np.testing.assert_array_equal(interactive.predict(grey, CLICKS),
+                                  interactive.predict(np.repeat(grey[:, :, None], 3, axis=2), CLICKS))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        interactive.predict(image.astype(np.float32), CLICKS)  # floats in 0..255: a clear error, not garbage
+
+
+def test_threshold_none_gives_probabilities_and_a_float_gives_a_bool_mask(interactive: Predictor) -> None:
+    image = sample_image(0)
+    probability = interactive.predict(image, CLICKS)
+    mask = interactive.predict(image, CLICKS, threshold=0.3)
+    assert probability.dtype == np.float32 and mask.dtype == bool
+    np.testing.assert_array_equal(mask, probability > 0.3)
+    refined = interactive.predict(image, CLICKS, threshold=0.3, grabcut=True)
+    assert refined.dtype == bool
+    np.testing.assert_array_equal(refined, grabcut_refine(image, probability > 0.3, [Click(*c) for c in CLICKS]))
+    assert interactive.predict(image, CLICKS, grabcut=True).dtype == bool  # default threshold 0.5
+
+
+def test_predict_batch_takes_the_same_images_and_clicks_as_predict(interactive: Predictor) -> None:
+    images = [sample_image(0), sample_image(1)]
+    clicks = [CLICKS, [Click(10, 12, True)]]
+    batch = interactive.predict_batch(images, clicks).numpy()
+    for i in range(2):
+        np.testing.assert_allclose(batch[i], interactive.predict(images[i], clicks[i]), atol=1e-5, rtol=0)
+
+
+def test_any_torch_device_string_is_accepted(checkpoints: dict[str, Path]) -> None:
+    predictor = Predictor.from_checkpoint(checkpoints["interactive"], device=torch.device("cpu"))
+    assert predictor.device == torch.device("cpu")
+    with pytest.raises(ValueError, match="no such device"):
+        Predictor.from_checkpoint(checkpoints["interactive"], device="cuda:7" if torch.cuda.is_available() else
+                                  "cuda:0")
+    with pytest.raises(ValueError, match="not a torch device"):
+        Predictor.from_checkpoint(checkpoints["interactive"], device="gpu please")
 
 
 def test_zoom_in_predicts_later_clicks_on_a_view_and_returns_the_full_size(interactive: Predictor) -> None:

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
 
+from ifcn.labels import VOC_CLASSES
 from ifcn.palette import VOC_PALETTE
 from ifcn.trainer.evaluation.cli import main
-from ifcn.trainer.evaluation.semantic import VOC_CLASSES
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.render import class_shares, overlay_image
 from ifcn.trainer.inference.semantic import Sizing, ramp, segment, tile_starts, tiled_logits, upsampled_argmax
@@ -138,13 +138,13 @@ def test_tiles_cover_the_image_and_blend_exactly_for_a_local_model() -> None:
     local.config = ModelConfig(in_channels=3, num_classes=21)
     pointwise = Predictor(local, "semantic")
     image = sample_image(11, (100, 130))
-    whole = pointwise.logits(pointwise.image_tensor(image))[0]
+    whole = pointwise.logits(pointwise.image_batch([image]))[0]
     torch.testing.assert_close(tiled_logits(pointwise, image, 48, 16), whole, atol=1e-5, rtol=1e-5)
 
 
 def test_tiling_is_close_to_whole_image_prediction_with_a_real_network(predictor: Predictor) -> None:
     image = sample_image(12, (120, 150))
-    whole = torch.softmax(predictor.logits(predictor.image_tensor(image))[0], 0)
+    whole = torch.softmax(predictor.logits(predictor.image_batch([image]))[0], 0)
     tiled = torch.softmax(tiled_logits(predictor, image, 96, 32), 0)
     difference = (whole - tiled).abs()
     assert difference.mean() < 0.02 and difference.max() < 0.25

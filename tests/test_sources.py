@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ifcn.errors import InputError
+from ifcn.labels import VOID
 from ifcn.pipeline.cli import main
 from ifcn.pipeline.clicks import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
@@ -26,7 +27,7 @@ from ifcn.pipeline.sources.grabcut_berkeley import SYNTH_BAND_WIDTH
 from ifcn.pipeline.sources.paired import largest_object
 from ifcn.pipeline.synth import SynthImage, boundary_band, image_number, render_image
 from ifcn.shards.manifest import load_manifest
-from ifcn.shards.records import VOID, decode_image
+from ifcn.shards.records import decode_dataset_image
 from ifcn.trainer.evaluation.cli import main as eval_main
 from tests.conftest import SYNTH_TEST_CONFIG
 from tests.eval_data import make_checkpoint
@@ -88,7 +89,7 @@ def test_each_source_reads_its_synthetic_layout_exactly(name: str, synth_layouts
         file = image_file(name, listing.root, ref)
         if file.suffix == ".bmp":  # stored losslessly as PNG
             assert image.image.startswith(b"\x89PNG")
-            assert np.array_equal(decode_image(image.image), np.asarray(Image.open(file).convert("RGB")))
+            assert np.array_equal(decode_dataset_image(image.image), np.asarray(Image.open(file).convert("RGB")))
         else:
             assert image.image == file.read_bytes()  # the stored bytes, untouched
         object_map, class_map = EXPECTED_MAPS[name](ref.key)

@@ -18,6 +18,8 @@ from ifcn.shards.formats import get_format
 from ifcn.shards.manifest import load_manifest, resolve_shards, write_manifest
 from ifcn.shards.reader import read_shard
 from ifcn.shards.records import ImageClicks, Sample
+from ifcn.trainer.core.input_spec import IMAGENET_MEAN, IMAGENET_STD
+from ifcn.trainer.core.inputs import network_input
 from ifcn.trainer.data import (
     AugmentConfig,
     Item,
@@ -30,7 +32,6 @@ from ifcn.trainer.data import (
     steps_per_epoch,
 )
 from ifcn.trainer.data.augment import apply_matrix, random_matrix
-from ifcn.trainer.inputs import IMAGENET_MEAN, IMAGENET_STD, network_input
 
 CROP = 64
 

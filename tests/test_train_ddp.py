@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ifcn.shards.manifest import load_manifest
-from ifcn.trainer.checkpoint import load_checkpoint
+from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.data.epoch_plan import steps_per_epoch
 from ifcn.trainer.run_files import read_metrics
 from tests.ports import free_port

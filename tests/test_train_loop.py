@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from ifcn.shards.manifest import resolve_shards
-from ifcn.trainer.checkpoint import load_checkpoint, load_model
+from ifcn.trainer.core.checkpoint import load_checkpoint, load_model
+from ifcn.trainer.core.metrics import ConfusionMatrix, foreground_iou
+from ifcn.trainer.evaluation.validation import eval_items, validate_interactive, validate_semantic
 from ifcn.trainer.losses import interactive_loss, semantic_loss
-from ifcn.trainer.metrics import ConfusionMatrix, foreground_iou
 from ifcn.trainer.models import ModelConfig, build_model
 from ifcn.trainer.run_files import read_metrics
 from ifcn.trainer.schedule import Schedule
 from ifcn.trainer.train import TrainConfig, train
-from ifcn.trainer.validation import eval_items, validate_interactive, validate_semantic
 
 TINY = {"arch": "resnet18", "weights": "none", "crop": 64, "batch_size": 4, "workers": 0, "device": "cpu",
         "progress": False, "log_every": 5}
@@ -150,7 +150,7 @@ def test_short_interactive_run_learns_and_writes_its_files(train_shards: Path, v
     state = load_checkpoint(result.last_checkpoint)
     assert state["epoch"] == 3 and state["step"] == result.steps and state["manifest_id"]
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["model"])
-    _, model_config, _ = load_model(result.best_checkpoint)
+    model_config = load_model(result.best_checkpoint).config
     assert model_config.in_channels == 5
     assert max(r["val_iou"] for r in epochs) == pytest.approx(result.best_metric)
 
@@ -172,7 +172,7 @@ def test_zero_epochs_validates_and_saves_the_initial_model(train_shards: Path, v
     result = train(config)
     assert result.steps == 0
     (record,) = [r for r in read_metrics(result.run_dir) if r["kind"] == "epoch"]
-    model, model_config, state = load_model(result.best_checkpoint)
+    model, model_config, _, state = load_model(result.best_checkpoint)
     assert state["epoch"] == 0 and record["epoch"] == 0
     initial = build_model(model_config, seed=3)
     for name, tensor in initial.state_dict().items():

@@ -14,8 +14,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ifcn.trainer.checkpoint import load_checkpoint
 from ifcn.trainer.cli import main
+from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.run_files import read_metrics
 from ifcn.trainer.train import TrainConfig, train
 

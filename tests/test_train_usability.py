@@ -11,9 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ifcn.trainer.checkpoint import load_checkpoint
+from ifcn.cores import usable_cores
 from ifcn.trainer.cli import main
-from ifcn.trainer.config import TrainConfig, available_cores
+from ifcn.trainer.config import TrainConfig
+from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.run_files import read_metrics
 from ifcn.trainer.tb_log import PREVIEW_ITEMS
 
@@ -147,7 +148,7 @@ def test_settings_are_checked_in_one_place(tmp_path: Path, flags: list[str], set
 
 
 def test_default_workers_never_exceed_the_cores() -> None:
-    assert 1 <= TrainConfig("shards", "out").workers <= min(4, available_cores())
+    assert 1 <= TrainConfig("shards", "out").workers <= min(4, usable_cores())
 
 
 def test_version() -> None:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 
+from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.inference.zoom import View, ZoomIn, ZoomSettings, object_view, paste, view_clicks, zoomed
 
 
-@dataclass(frozen=True)
-class C:
-    y: int
-    x: int
-    positive: bool = True
+def C(y: int, x: int, positive: bool = True) -> Click:
+    """A click, positive unless said."""
+    return Click(y, x, positive)
 
 
 def fake_predict(image: torch.Tensor, clicks, prev):

@@ -17,7 +17,9 @@ from click.core import ParameterSource
 
 from ifcn.disk import DiskFullError
 from ifcn.errors import InputError
+from ifcn.flags import setting_name
 from ifcn.trainer.config import CHOICES, TrainConfig, config_from_flags, default_workers
+from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.train import SetupError, train
 
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
@@ -35,7 +37,7 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
             secondary: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """An option for the TrainConfig setting named by its flag, with no default of its own (see the module doc); the
     help text ends with the setting's choices and default."""
-    name = decls[0].lstrip("-").replace("-", "_")
+    name = setting_name(decls[0])
     extra = []
     if name in CHOICES:
         extra.append(" | ".join(map(str, CHOICES[name])))
@@ -79,6 +81,12 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
          "[default: N/(N+1), 0.75 at N = 3: the number of extra rounds is then uniform in 0..N, as RITM draws it]")
 @setting("--prev-mask", is_flag=True, help="A sixth input channel with the previous prediction's probabilities "
          "(zero at the first click; needs --iterative), stored in the model; ifcn-eval feeds it.")
+@setting("--click-encoding", type=str, help="How clicks enter the network (interactive only), stored in the "
+         "checkpoint's input contract so evaluation, the Predictor, the export and the demo feed the same: distance = "
+         "truncated distance maps (iFCN), disk = binary disks of --disk-radius pixels (RITM).")
+@setting("--disk-radius", type=float, help="Disk radius in input pixels (with --click-encoding disk).")
+@setting("--loss", type=str, help="Interactive training loss: bce = binary cross-entropy, nfl = normalised focal "
+         "loss (RITM: focal weights with gamma 2, rescaled per image to sum to its pixel count).")
 @setting("--epochs", type=int, help="0 = no training: validate and save the initialised model (a baseline).")
 @setting("--batch-size", type=int, help="Per rank.")
 @setting("--crop", type=int, help="Square crop side (≥ 32).")
@@ -91,7 +99,7 @@ def setting(*decls: str, help: str, type: Any = str, is_flag: bool = False,
 @setting("--precision", help="Autocast dtype (fp16 needs CUDA).")
 @setting("--channels-last", is_flag=True, help="NHWC memory format (faster convolutions on recent GPUs).")
 @setting("--compile", is_flag=True, help="torch.compile the model.")
-@setting("--device", help="auto = CUDA when available.")
+@setting("--device", help=DEVICE_HELP + ".")
 @setting("--workers", type=int, help="DataLoader worker processes per rank that decode and augment (0 = in the "
          "training process).")
 @setting("--shuffle-items", type=int, help="Items one loader worker shuffles together (its batch group, rounded down "

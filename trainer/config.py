@@ -10,26 +10,32 @@ setting them for the other task can be refused; so is `iterative_prob`, which ap
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ifcn.shards.check import TASKS
+from ifcn.cores import usable_cores
+from ifcn.flags import flag
+from ifcn.labels import VOC_CLASSES
+from ifcn.trainer.core.device import parse_device
+from ifcn.trainer.core.input_spec import CLICK_ENCODINGS, InputSpec
+from ifcn.trainer.core.names import TASKS
+from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.iterative import MAX_ROUNDS, IterativeSettings, default_prob
-from ifcn.trainer.models.config import INTERACTIVE_CHANNELS, PREV_MASK_CHANNELS, SEMANTIC_CHANNELS, ModelConfig
-from ifcn.trainer.precision import PRECISIONS
+from ifcn.trainer.losses import INTERACTIVE_LOSSES
+from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.schedule import SCHEDULES
 
 #: Semantic classes when `--num-classes` is not given (PASCAL VOC: background + 20).
-VOC_CLASSES = 21
+DEFAULT_NUM_CLASSES = len(VOC_CLASSES)
 #: Click-channel initialisation when `--first-layer-init` is not given.
 DEFAULT_FIRST_LAYER_INIT = "zero"
 #: Settings that describe one invocation, never taken over from a stored configuration.
 PER_INVOCATION = frozenset({"out", "resume", "overwrite"})
 CHOICES: dict[str, tuple[Any, ...]] = {
     "task": TASKS, "stride": (8, 16, 32), "upsample": ("deconv", "bilinear"), "first_layer_init": ("zero", "mean"),
-    "head": ("full", "light"), "schedule": SCHEDULES, "precision": tuple(PRECISIONS), "device": ("auto", "cpu", "cuda"),
+    "head": ("full", "light"), "schedule": SCHEDULES, "precision": tuple(PRECISIONS),
+    "click_encoding": CLICK_ENCODINGS, "loss": tuple(INTERACTIVE_LOSSES),
 }
 
 
@@ -37,22 +43,9 @@ class SetupError(ValueError):
     """A bad flag, file or resume state found before training started."""
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one, e.g. under a batch scheduler)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def default_workers() -> int:
     """DataLoader workers per rank by default: 4, never more than the machine's cores."""
-    return min(4, available_cores())
-
-
-def flag(name: str) -> str:
-    """The command-line flag of a setting: `val_shards` -> `--val-shards`."""
-    return "--" + name.replace("_", "-")
+    return min(4, usable_cores())
 
 
 @dataclass(frozen=True)
@@ -75,6 +68,9 @@ class TrainConfig:
     iterative: int = 0
     iterative_prob: float | None = None
     prev_mask: bool = False
+    click_encoding: str = "distance"
+    disk_radius: float = 5.0
+    loss: str = "bce"
     epochs: int = 20
     batch_size: int = 24
     crop: int = 384
@@ -120,6 +116,10 @@ class TrainConfig:
             get_backbone(self.arch)
         except ValueError as e:
             checks.append((False, f"--arch: {e}"))
+        try:
+            parse_device(self.device)
+        except ValueError as e:
+            checks.append((False, f"--device: {e}"))
         lo, hi = self.scale_range
         interactive = self.task == "interactive"
         checks.extend([
@@ -160,6 +160,9 @@ class TrainConfig:
             (not self.prev_mask or self.iterative > 0, "--prev-mask needs --iterative N (N ≥ 1): without extra click "
              "rounds the previous-mask channel is zero in every training step, so the model would never learn to use "
              "the predictions `ifcn-eval noc` feeds it"),
+            (self.disk_radius > 0, f"--disk-radius must be > 0 (pixels), got {self.disk_radius}"),
+            (interactive or (self.click_encoding == "distance" and self.loss == "bce"), "--click-encoding and --loss "
+             "apply to the interactive task; --task semantic has no clicks and trains with cross-entropy. Drop them"),
             (self.init_from is None or self.weights in ("imagenet", "none"), "--init-from and --weights FILE both "
              "set the starting weights; pass only one"),
             (not (self.resume and self.overwrite), "--resume continues the run in --out, --overwrite moves it aside "
@@ -169,7 +172,7 @@ class TrainConfig:
 
     @property
     def effective_num_classes(self) -> int:
-        return 1 if self.task == "interactive" else (self.num_classes or VOC_CLASSES)
+        return 1 if self.task == "interactive" else (self.num_classes or DEFAULT_NUM_CLASSES)
 
     @property
     def effective_iterative_prob(self) -> float:
@@ -182,9 +185,14 @@ class TrainConfig:
             return None
         return IterativeSettings(self.iterative, self.effective_iterative_prob, self.seed, rank)
 
+    def input_spec(self) -> InputSpec:
+        """The network-input contract this run trains (and writes into its checkpoints)."""
+        interactive = self.task == "interactive"
+        return InputSpec(clicks=interactive, click_encoding=self.click_encoding if interactive else "distance",
+                         disk_radius=self.disk_radius, prev_mask=self.prev_mask)
+
     def model_config(self) -> ModelConfig:
-        channels = SEMANTIC_CHANNELS if self.task == "semantic" else \
-            PREV_MASK_CHANNELS if self.prev_mask else INTERACTIVE_CHANNELS
+        channels = self.input_spec().channels
         return ModelConfig(backbone=self.arch, stride=self.stride, upsample=self.upsample,
                            in_channels=channels, num_classes=self.effective_num_classes,
                            weights="none" if self.init_from else self.weights,

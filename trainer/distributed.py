@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ifcn.trainer.core.device import is_distributed, resolve_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -30,17 +32,6 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(choice: str) -> torch.device:
-    """`auto` -> CUDA when present, else CPU; `cuda` without a GPU is an error that says so."""
-    if choice not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {choice!r}")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is visible; use --device cpu (or auto)")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
 
 
 def init_distributed(device_choice: str) -> DistContext:
@@ -64,24 +55,6 @@ def init_distributed(device_choice: str) -> DistContext:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) of the initialised process group; (0, 1) in a single process."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def is_distributed() -> bool:
-    return rank_and_world()[1] > 1
-
-
-def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum `tensor` over ranks in place (and return it)."""
-    if is_distributed():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
 
 
 def all_gather_ints(value: int, device: torch.device) -> list[int]:

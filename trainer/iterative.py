@@ -25,18 +25,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ifcn.shards.records import VOID
-from ifcn.trainer.error_clicks import STANDARD_THRESHOLD, standard_clicks
-from ifcn.trainer.inputs import PREV, batch_input
-from ifcn.trainer.precision import autocast
-from ifcn.trainer.validation import EvalMode
+from ifcn.labels import VOID
+from ifcn.trainer.core.clickmaps import DEFAULT_SPEC
+from ifcn.trainer.core.error_clicks import STANDARD_THRESHOLD, standard_clicks
+from ifcn.trainer.core.input_spec import InputSpec
+from ifcn.trainer.core.inputs import INPUT_KEYS, PREV, batch_input
+from ifcn.trainer.core.precision import autocast
+from ifcn.trainer.evaluation.validation import EvalMode
 
 #: Most extra rounds per batch: each costs a forward pass of the batch (RITM uses 3; the protocol makes 20 clicks).
 MAX_ROUNDS = 20
 #: Keeps the rounds' generator apart from the data order's, which is seeded by (seed, epoch, rank, group).
 _STREAM = 12
 #: What the rounds need of a batch on the device.
-_KEYS = ("image", "target", "pos", "pos_valid", "neg", "neg_valid")
+_KEYS = (*INPUT_KEYS, "target")
 
 
 def default_prob(max_rounds: int) -> float:
@@ -88,23 +90,23 @@ def add_clicks(batch: Mapping[str, torch.Tensor], found: torch.Tensor, positive:
 
 
 def click_rounds(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], rounds: int, *, device: torch.device,
-                 precision: str = "fp32", channels_last: bool = False, prev_mask: bool = False,
+                 precision: str = "fp32", channels_last: bool = False, spec: InputSpec = DEFAULT_SPEC,
                  threshold: float = STANDARD_THRESHOLD) -> dict[str, torch.Tensor]:
     """`batch` (the loader's layout) after `rounds` extra click rounds, its tensors on `device`: one more click slot
-    per sign and round and, with `prev_mask`, `prev` = the last round's probabilities (zeros after no round).
+    per sign and round and, with `spec.prev_mask`, `prev` = the last round's probabilities (zeros after no round).
 
     `model` must be the bare network (no DDP or torch.compile wrapper): the rounds are per-rank inference, with no
     collective and no recompilation for eval mode. It is in eval mode for the rounds and back in its mode after.
     """
     out = {k: batch[k].to(device, non_blocking=True) for k in _KEYS}
     target = out["target"]
-    if prev_mask:
+    if spec.prev_mask:
         out[PREV] = torch.zeros(target.shape, device=device)
     gt, ignore = target == 1, target == VOID
     clicked = clicked_pixels(out)
     with EvalMode(model), torch.no_grad():
         for _ in range(rounds):
-            x = batch_input(out, device, channels_last, prev_mask)
+            x = batch_input(out, device, spec, channels_last)
             with autocast(device, precision):
                 logits = model(x)
             probs = torch.sigmoid(logits[:, 0].float())
@@ -112,6 +114,6 @@ def click_rounds(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], roun
             out = add_clicks(out, found, positive, ys, xs)
             hit = found.nonzero()[:, 0]
             clicked[hit, ys[hit], xs[hit]] = True
-            if prev_mask:
+            if spec.prev_mask:
                 out[PREV] = probs
     return out

@@ -15,29 +15,35 @@ from typing import Any, Protocol
 
 import torch
 
-from ifcn.trainer.inputs import batch_input
+from ifcn.trainer.core.clickmaps import DEFAULT_SPEC
+from ifcn.trainer.core.input_spec import InputSpec
+from ifcn.trainer.core.inputs import batch_input
+from ifcn.trainer.core.precision import autocast
 from ifcn.trainer.iterative import IterativeSettings, click_rounds
-from ifcn.trainer.losses import LOSSES
-from ifcn.trainer.precision import autocast
+from ifcn.trainer.losses import loss_function
 
 
 @dataclass(frozen=True)
 class StepSettings:
     """How each step runs: the task's loss, where, in which precision and memory format, with what gradient clip;
-    whether the input has the previous-mask channel, and the extra click rounds (`--iterative`), if any."""
+    the model's input contract (`InputSpec`: click encoding, previous-mask channel), and the extra click rounds
+    (`--iterative`), if any."""
 
     task: str
     device: torch.device
+    loss: str = "bce"
     precision: str = "fp32"
     channels_last: bool = False
     clip_grad: float | None = None
-    prev_mask: bool = False
+    spec: InputSpec = DEFAULT_SPEC
     iterative: IterativeSettings | None = None
 
 
 def training_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                  batch: dict[str, torch.Tensor], *, task: str, device: torch.device, precision: str = "fp32",
-                  channels_last: bool = False, clip_grad: float | None = None, prev_mask: bool = False,
+                  batch: dict[str, torch.Tensor], *, task: str, device: torch.device, loss: str = "bce",
+                  precision: str = "fp32",
+                  channels_last: bool = False, clip_grad: float | None = None,
+                  spec: InputSpec = DEFAULT_SPEC,
                   extra_rounds: int = 0, bare_net: torch.nn.Module | None = None) -> torch.Tensor:
     """One optimisation step on a collated batch (also what `bench/bench_train.py` times): move the uint8 crops and
     click coordinates to the device, build the network input there, forward under autocast, loss, backward, step.
@@ -47,19 +53,19 @@ def training_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler
     run by `bare_net`: `net` without its DDP or torch.compile wrapper (default: `net` itself)."""
     if extra_rounds:
         batch = click_rounds(net if bare_net is None else bare_net, batch, extra_rounds, device=device,
-                             precision=precision, channels_last=channels_last, prev_mask=prev_mask)
-    x = batch_input(batch, device, channels_last, prev_mask)
+                             precision=precision, channels_last=channels_last, spec=spec)
+    x = batch_input(batch, device, spec, channels_last)
     with autocast(device, precision):
         logits = net(x)
-    loss = LOSSES[task](logits, batch["target"].to(device, non_blocking=True))
+    value = loss_function(task, loss)(logits, batch["target"].to(device, non_blocking=True))
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    scaler.scale(value).backward()
     if clip_grad:
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip_grad)
     scaler.step(optimizer)
     scaler.update()
-    return loss.detach()
+    return value.detach()
 
 
 class EpochObserver(Protocol):
@@ -101,8 +107,9 @@ def train_one_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
         for batch in islice(batches, done, None):
             extra = settings.iterative.rounds(epoch, done) if settings.iterative else 0
             total += training_step(net, optimizer, scaler, batch, task=settings.task, device=settings.device,
+                                   loss=settings.loss,
                                    precision=settings.precision, channels_last=settings.channels_last,
-                                   clip_grad=settings.clip_grad, prev_mask=settings.prev_mask, extra_rounds=extra,
+                                   clip_grad=settings.clip_grad, spec=settings.spec, extra_rounds=extra,
                                    bare_net=bare_net)
             scheduler.step()
             done += 1

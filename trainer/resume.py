@@ -12,11 +12,18 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ifcn.trainer.checkpoint import load_checkpoint
-from ifcn.trainer.config import DEFAULT_FIRST_LAYER_INIT, VOC_CLASSES, SetupError, TrainConfig, flag, settings_of
+from ifcn.flags import flag
+from ifcn.trainer.config import (
+    DEFAULT_FIRST_LAYER_INIT,
+    DEFAULT_NUM_CLASSES,
+    SetupError,
+    TrainConfig,
+    settings_of,
+)
+from ifcn.trainer.core.checkpoint import load_checkpoint
+from ifcn.trainer.core.names import BEST, LAST
 from ifcn.trainer.iterative import default_prob
 
-LAST, BEST = "last.pt", "best.pt"
 #: Settings a resumed run may change; every other one must match the checkpoint's, or the run would not be the same.
 RESUMABLE_CHANGES = frozenset({"out", "shards", "val_shards", "workers", "device", "progress", "log_every",
                                "val_every", "val_batch_size", "val_limit", "verify_checksums", "sample_checksums",
@@ -29,7 +36,7 @@ def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
     `--iterative` and `--prev-mask` existed had them off."""
     d = settings_of(settings)
     if d.get("task", "interactive") == "semantic":
-        d["num_classes"] = d.get("num_classes") or VOC_CLASSES
+        d["num_classes"] = d.get("num_classes") or DEFAULT_NUM_CLASSES
     else:
         d["first_layer_init"] = d.get("first_layer_init") or DEFAULT_FIRST_LAYER_INIT
         d.setdefault("iterative", 0)

@@ -15,9 +15,9 @@ from typing import Any
 from ifcn.disk import disk_full_guard
 from ifcn.io import atomic_write_bytes, write_json
 from ifcn.plotting import new_grid, save_png
+from ifcn.trainer.core.names import BEST, LAST
 from ifcn.trainer.tb_log import TensorBoardLog
 
-LAST, BEST = "last.pt", "best.pt"
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
 CURVES = "curves.png"

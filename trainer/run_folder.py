@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ifcn.io import remove_own_temporaries
 from ifcn.trainer.config import SetupError
-from ifcn.trainer.run_files import BEST, LAST, RUN_FILES
+from ifcn.trainer.core.names import BEST, LAST
+from ifcn.trainer.run_files import RUN_FILES
 
 PREVIOUS = "previous-"
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ifcn.trainer.config import TrainConfig
+from ifcn.trainer.core.checkpoint import checkpoint_model_config
 from ifcn.trainer.models.config import ModelConfig
 
 #: Parts of a training state that only resuming needs (left out of best.pt).
@@ -47,7 +48,8 @@ def training_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    model_config: ModelConfig, config: TrainConfig, manifest_id: str | None,
                    metric: str | None) -> dict[str, Any]:
     """The full state of a run (what `last.pt` holds)."""
-    return {"model_config": model_config.to_dict(), "task": config.task, "model": model.state_dict(),
+    return {"model_config": checkpoint_model_config(model_config, config.input_spec()), "task": config.task,
+            "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "rng": rng_state(), "epoch": progress.epoch, "step": progress.step, "epoch_step": progress.epoch_step,
             "epoch_loss": progress.epoch_loss, "seed": config.seed, "manifest_id": manifest_id,

@@ -18,8 +18,9 @@ import torch
 from ifcn.palette import voc_colormap
 from ifcn.shards.manifest import ShardSet
 from ifcn.trainer.config import SetupError
+from ifcn.trainer.core.input_spec import InputSpec
 from ifcn.trainer.data.items import Item
-from ifcn.trainer.validation import EvalMode, eval_items, forward_items
+from ifcn.trainer.evaluation.validation import EvalMode, eval_items, forward_items
 
 INSTALL = 'pip install -e ".[tensorboard]" (or: pip install tensorboard)'
 #: Validation items drawn at each validation.
@@ -40,13 +41,13 @@ def draw_item(item: Item, prediction: np.ndarray) -> np.ndarray:
 
 
 def validation_previews(model: torch.nn.Module, shards: ShardSet, task: str, device: torch.device, precision: str,
-                        count: int = PREVIEW_ITEMS, prev_mask: bool = False) -> list[np.ndarray]:
+                        count: int = PREVIEW_ITEMS, spec: InputSpec | None = None) -> list[np.ndarray]:
     """The first `count` validation items of this rank, drawn by `draw_item` with the model's prediction (`prev_mask`:
     as in `validate_interactive`)."""
     drawings = []
     with EvalMode(model), torch.inference_mode():
         for item in islice(eval_items(shards, task), count):
-            logits, _ = forward_items(model, [item], task, device, precision, prev_mask)
+            logits, _ = forward_items(model, [item], task, device, precision, spec)
             pred = (logits[0, 0] > 0) if task == "interactive" else logits[0].argmax(0)
             drawings.append(draw_item(item, pred.to(torch.uint8).cpu().numpy()))
     return drawings

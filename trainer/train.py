@@ -24,16 +24,18 @@ from tqdm import tqdm
 from ifcn.lock import output_lock
 from ifcn.shards.check import ShardInfo, check_shards
 from ifcn.shards.manifest import ShardSet, resolve_shards
-from ifcn.trainer.checkpoint import init_from_checkpoint, save_checkpoint
 from ifcn.trainer.config import SetupError, TrainConfig
 from ifcn.trainer.console import Console, format_validation
+from ifcn.trainer.core.checkpoint import init_from_checkpoint, save_checkpoint
+from ifcn.trainer.core.device import all_reduce_sum
+from ifcn.trainer.core.names import BEST, LAST
+from ifcn.trainer.core.precision import check_precision
 from ifcn.trainer.data.augment import AugmentConfig
 from ifcn.trainer.data.epoch_plan import steps_per_epoch
 from ifcn.trainer.data.stream import TrainStream, make_loader
 from ifcn.trainer.distributed import (
     DistContext,
     all_gather_ints,
-    all_reduce_sum,
     any_rank,
     barrier,
     broadcast_buffers,
@@ -41,16 +43,15 @@ from ifcn.trainer.distributed import (
     shutdown,
     stop_with_launcher,
 )
+from ifcn.trainer.evaluation.validation import validate_interactive, validate_semantic
 from ifcn.trainer.loop import EpochOutcome, StepSettings, train_one_epoch
 from ifcn.trainer.models.config import ModelConfig
-from ifcn.trainer.precision import check_precision
 from ifcn.trainer.resume import load_resume_state
-from ifcn.trainer.run_files import BEST, DISK_FIX, LAST, TENSORBOARD, RunFiles
+from ifcn.trainer.run_files import DISK_FIX, TENSORBOARD, RunFiles
 from ifcn.trainer.run_folder import check_run_folder, claim_run_folder
 from ifcn.trainer.run_state import Progress, model_only, restore_training, training_state
 from ifcn.trainer.schedule import Schedule, make_scheduler
 from ifcn.trainer.tb_log import TensorBoardLog, require_tensorboard, validation_previews
-from ifcn.trainer.validation import validate_interactive, validate_semantic
 
 __all__ = ["SetupError", "TrainConfig", "TrainResult", "train"]
 
@@ -234,7 +235,7 @@ def _validate(s: _Setup) -> dict[str, float]:
         if cfg.task == "interactive":
             r = validate_interactive(s.raw, val, s.ctx.device, cfg.val_batch_size, cfg.val_limit, cfg.precision,
                                      on_batch=bar.update, check_digest=cfg.sample_checksums,
-                                     prev_mask=s.model_config.prev_mask)
+                                     spec=cfg.input_spec())
             return {"val_iou": r["iou"], "val_objects": r["objects"], "val_pairs": r["pairs"]}
         scores = validate_semantic(s.raw, val, s.ctx.device, cfg.effective_num_classes, cfg.val_batch_size,
                                    cfg.val_limit, cfg.precision, on_batch=bar.update,
@@ -283,7 +284,7 @@ def _end_epoch(s: _Setup, progress: Progress, outcome: EpochOutcome, epoch: int)
         s.console.line(format_validation(epoch, cfg.epochs, val, s.metric, best, best_epoch))
         if s.files.tensorboard is not None:
             previews = validation_previews(s.raw, s.val, cfg.task, s.ctx.device, cfg.precision,
-                                           prev_mask=s.model_config.prev_mask)
+                                           spec=cfg.input_spec())
             s.files.tensorboard.images(previews, new.step)
     _save(s, new, improved)
     s.files.plot_curves(s.metric)
@@ -342,8 +343,8 @@ def _run_epochs(s: _Setup, progress: Progress, started: float) -> TrainResult:
     def should_stop() -> bool:
         return deadline is not None and any_rank(time.monotonic() >= deadline, ctx.device)
 
-    settings = StepSettings(cfg.task, ctx.device, cfg.precision, cfg.channels_last, cfg.clip_grad,
-                            s.model_config.prev_mask, cfg.iterative_settings(ctx.rank))
+    settings = StepSettings(cfg.task, ctx.device, cfg.loss, cfg.precision, cfg.channels_last, cfg.clip_grad,
+                            cfg.input_spec(), cfg.iterative_settings(ctx.rank))
     status = "done"
     bar = s.console.bar(cfg.epochs * steps, "training", "step", initial=progress.step)
     try:

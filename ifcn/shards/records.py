@@ -33,8 +33,6 @@ FIELDS = (*IMAGE_FIELDS, *LABEL_FIELDS, FIELD_DIGEST)
 _MAGIC = {FIELD_JPEG: b"\xff\xd8\xff", FIELD_PNG: b"\x89PNG\r\n\x1a\n"}
 
 Point = tuple[int, int]  # (y, x) in pixels of the original image
-#: Index of void pixels (object boundaries, ambiguous regions) in class and object maps: ignored, never a label.
-VOID = 255
 
 
 @dataclass(frozen=True)
@@ -187,7 +185,7 @@ class Sample:
         return decode_mask(self.object_png)
 
     def image(self) -> np.ndarray:
-        return decode_image(self.image_bytes)
+        return decode_dataset_image(self.image_bytes)
 
 
 def payload_digest(fields: dict[str, bytes]) -> str:
@@ -232,8 +230,10 @@ def decode_mask(data: bytes) -> np.ndarray:
 IMREAD_IMAGE = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Decode stored JPEG or PNG bytes to an RGB uint8 array (H×W×3) of the stored pixels (no EXIF rotation)."""
+def decode_dataset_image(data: bytes) -> np.ndarray:
+    """Decode a dataset image's JPEG or PNG bytes to an RGB uint8 array (H×W×3) of the stored pixels (no EXIF
+    rotation: its masks are drawn on them). Users' photos are decoded as displayed instead
+    (`ifcn.trainer.inference.images.decode_user_photo`)."""
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), IMREAD_IMAGE)
     if arr is None:
         raise ValueError("corrupt or truncated image data")

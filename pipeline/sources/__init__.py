@@ -19,7 +19,7 @@ import numpy as np
 
 from ifcn.errors import InputError
 from ifcn.keys import check_unique_keys
-from ifcn.shards.records import VOID
+from ifcn.labels import VOID
 
 if TYPE_CHECKING:
     from ifcn.pipeline.synth import SynthConfig

@@ -25,10 +25,10 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from ifcn.errors import InputError
+from ifcn.labels import VOID
 from ifcn.pipeline.sources import ImageRef, Listing, SourceImage, SourceSpec
 from ifcn.pipeline.sources.files import list_files, missing_file, read_image
 from ifcn.pipeline.synth import SHAPE_CLASSES, SynthConfig, encode_jpeg, image_ids, image_number, render_image
-from ifcn.shards.records import VOID
 
 MAX_CATEGORY = 254
 FIX_JSON = "fix the annotation file (COCO format: images, annotations and categories lists) or export it again"

@@ -22,7 +22,8 @@ import simplejpeg
 from PIL import Image
 
 from ifcn.errors import InputError
-from ifcn.shards.records import FIELD_JPEG, FIELD_PNG, VOID, image_field
+from ifcn.labels import VOID
+from ifcn.shards.records import FIELD_JPEG, FIELD_PNG, image_field
 
 #: Characters an id of a list file must not contain: it names a file inside the layout's folders.
 _PATH_SEPARATORS = re.compile(r"[/\\]")

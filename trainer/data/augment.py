@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ifcn.shards.records import VOID
+from ifcn.labels import VOID
 from ifcn.trainer.data.items import Item, item_target
-from ifcn.trainer.inputs import IMAGENET_MEAN
+from ifcn.trainer.core.input_spec import IMAGENET_MEAN
 
 #: Padding colour: the ImageNet mean, which normalises to ~0 (padding is ignored by the loss anyway).
 PAD_RGB = tuple(round(255 * m) for m in IMAGENET_MEAN)

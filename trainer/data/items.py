@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ifcn.shards.records import VOID, Sample
+from ifcn.labels import VOID
+from ifcn.shards.records import Sample
 
 
 @dataclass(frozen=True, eq=False)

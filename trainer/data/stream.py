@@ -24,6 +24,7 @@ from ifcn.errors import InputError
 from ifcn.shards.check import ShardInfo
 from ifcn.shards.reader import sample_errors
 from ifcn.shards.slices import SliceReader
+from ifcn.trainer.core.clicks import pad_clicks
 from ifcn.trainer.data.augment import AugmentConfig, CropItem, augment
 from ifcn.trainer.data.epoch_plan import Group, RankPlan, Slice, plan_rank
 from ifcn.trainer.data.items import Item, expand_sample
@@ -34,25 +35,14 @@ CLICK_PAD = 8
 PREFETCH_GROUPS = 2
 
 
-def _pad_clicks(clicks: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    k = max([len(c) for c in clicks] + [1])
-    k = -(-k // CLICK_PAD) * CLICK_PAD
-    out = np.zeros((len(clicks), k, 2), np.int32)
-    valid = np.zeros((len(clicks), k), bool)
-    for i, c in enumerate(clicks):
-        out[i, : len(c)] = c
-        valid[i, : len(c)] = True
-    return torch.from_numpy(out), torch.from_numpy(valid)
-
-
 def collate(items: list[CropItem], task: str) -> dict[str, torch.Tensor]:
     """Stack crops: `image` (B, H, W, 3) uint8 (channels-last order: permuted on the device), `target` (B, H, W)
     uint8 with 255 = ignored, and for the interactive task `pos`/`neg` (B, K, 2) int32 (y, x) with (B, K) masks."""
     batch = {"image": torch.from_numpy(np.stack([i.image for i in items])),
              "target": torch.from_numpy(np.stack([i.target for i in items]))}
     if task == "interactive":
-        batch["pos"], batch["pos_valid"] = _pad_clicks([i.pos for i in items])
-        batch["neg"], batch["neg_valid"] = _pad_clicks([i.neg for i in items])
+        batch["pos"], batch["pos_valid"] = pad_clicks([i.pos for i in items], CLICK_PAD)
+        batch["neg"], batch["neg_valid"] = pad_clicks([i.neg for i in items], CLICK_PAD)
     return batch
 
 

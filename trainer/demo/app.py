@@ -28,14 +28,14 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from ifcn.errors import InputError
+from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.demo.history import DEFAULT_CAPACITY
 from ifcn.trainer.demo.sessions import Session, SessionStore
-from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.evaluation.grabcut import grabcut_refine_at_most
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.grabcut import grabcut_refine_at_most
 from ifcn.trainer.inference.images import (
     DEFAULT_MAX_MEGAPIXELS,
-    decode_image,
+    decode_user_photo,
     list_images,
     max_pixels_of,
     read_image,
@@ -268,7 +268,7 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
                                      "downscale it or restart the demo with a larger --max-upload-mb")
         try:
             with decode_slots:
-                loaded = decode_image(data, name, settings.max_side, max_pixels=max_pixels)
+                loaded = decode_user_photo(data, name, settings.max_side, max_pixels=max_pixels)
         except InputError as e:
             raise _input_error(e) from None
         return _state(store.create(name, loaded.rgb, loaded.original_size), settings.threshold)
@@ -305,7 +305,7 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
             raise HTTPException(422, f"click (y={body.y}, x={body.x}) lies outside the {w}x{h} image: y must be in "
                                      f"[0, {h - 1}] and x in [0, {w - 1}]")
         with session.lock:
-            session.clicks.append(Click(body.positive, body.y, body.x))
+            session.clicks.append(Click(body.y, body.x, body.positive))
             return predict(session)
 
     @app.post("/api/sessions/{session_id}/undo", response_model=SessionState, summary="Remove the last click")

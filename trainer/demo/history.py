@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.core.clicks import Click
 
 #: Default `--prev-mask-history`.
 DEFAULT_CAPACITY = 4

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.demo.history import DEFAULT_CAPACITY, PrevMaskHistory
-from ifcn.trainer.evaluation.clicker import Click
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The typed entry points behind `ifcn-eval` (the CLI validates options and calls exactly one of these; tests too).
 
 `run_noc` is the interactive protocol of spec §6; `run_iou` and `run_miou` reuse the trainer's validation
-(`ifcn.trainer.validation`) so a number printed here is the number the trainer logged.
+(`ifcn.trainer.evaluation.validation`) so a number printed here is the number the trainer logged.
 """
 
 from __future__ import annotations
@@ -13,42 +13,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
+from ifcn.labels import class_names
 from ifcn.shards.manifest import ShardSet, resolve_shards
-from ifcn.trainer.checkpoint import load_model
-from ifcn.trainer.distributed import resolve_device
+from ifcn.trainer.core.checkpoint import load_for
+from ifcn.trainer.core.device import resolve_device
+from ifcn.trainer.core.precision import check_precision
 from ifcn.trainer.evaluation.baselines import BaselinePredictor
 from ifcn.trainer.evaluation.datasets import resolve_datasets
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
 from ifcn.trainer.evaluation.objects import iter_objects
 from ifcn.trainer.evaluation.report import noc_table, summary_figures, write_combined, write_report, write_table
-from ifcn.trainer.evaluation.semantic import class_names, format_scores, semantic_summary, write_semantic_report
+from ifcn.trainer.evaluation.semantic import format_scores, semantic_summary, write_semantic_report
+from ifcn.trainer.evaluation.validation import validate_interactive, validate_semantic
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.crf import CrfParams, crf_labels, require_crf
 from ifcn.trainer.inference.zoom import ZoomIn, ZoomSettings
 from ifcn.trainer.models.config import ModelConfig
-from ifcn.trainer.precision import check_precision
-from ifcn.trainer.validation import validate_interactive, validate_semantic
-
-#: Which checkpoint task each command needs, and the command to use instead.
-_TASK_OF = {"noc": "interactive", "iou": "interactive", "miou": "semantic", "demo": "interactive",
-            "predict": "semantic"}
-_OTHER = {"interactive": "`ifcn-eval noc` or `ifcn-eval iou`, or click on images with `ifcn-eval demo` or "
-                         "`ifcn.Predictor.predict(image, clicks)`",
-          "semantic": "`ifcn-eval miou`, or segment images with `ifcn-eval predict`"}
-
-
-def load_for(command: str, checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, ModelConfig,
-                                                                             dict[str, Any]]:
-    """Load a checkpoint's model for `command`, refusing one trained for the other task."""
-    model, config, state = load_model(Path(checkpoint), device)
-    want, got = _TASK_OF[command], state.get("task")
-    if got != want:
-        raise ValueError(f"{checkpoint}: a checkpoint of task {got!r}, but `ifcn-eval {command}` needs task "
-                           f"{want!r}; use it with {_OTHER.get(got, 'the command for its task')}, or pass "
-                           "another --checkpoint")
-    return model, config, state
 
 
 def _shards_provenance(shards: ShardSet) -> dict[str, Any]:
@@ -82,8 +64,8 @@ def run_noc(checkpoint: Path | None, shards: str | Path | Sequence[str | Path], 
     if checkpoint is not None:
         dev = resolve_device(device)
         check_precision(precision, dev)
-        model, config, state = load_for("noc", checkpoint, dev)
-        predictor = Predictor(model, "interactive", dev, precision, batch_invariant)
+        model, config, spec, state = load_for("noc", checkpoint, dev)
+        predictor = Predictor(model, "interactive", dev, precision, batch_invariant, spec=spec)
         if settings.zoom_in:
             predictor = ZoomIn(predictor, ZoomSettings(target=settings.zoom_in))
         ckpt = Path(checkpoint)
@@ -105,7 +87,8 @@ def run_noc(checkpoint: Path | None, shards: str | Path | Sequence[str | Path], 
     run_settings = {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
                     "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit, "device": str(dev),
                     "precision": precision, "batch_invariant": batch_invariant, "workers": workers,
-                    "sample_checksums": check_digest}
+                    "sample_checksums": check_digest,
+                    "crf": CrfParams().to_dict() if settings.refine == "crf" else None}
     summaries: dict[str, dict[str, Any]] = {}
     for dataset in datasets:
         skipped: Counter = Counter()
@@ -139,30 +122,34 @@ def run_iou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch
     shard_set = resolve_shards(shards)
     dev = resolve_device(device)
     check_precision(precision, dev)
-    model, config, state = load_for("iou", checkpoint, dev)
+    model, config, spec, state = load_for("iou", checkpoint, dev)
     result = validate_interactive(model, shard_set, dev, batch_size=batch_size, limit=limit, precision=precision,
-                                  check_digest=check_digest, prev_mask=config.prev_mask)
+                                  check_digest=check_digest, spec=spec)
     return {"command": "iou", **_provenance(Path(checkpoint), config, state, shard_set), **result}
 
 
 def run_miou(checkpoint: Path, shards: str | Path, *, device: str = "auto", batch_size: int = 8,
              limit: int | None = None, precision: str = "fp32", out: Path | None = None,
-             check_digest: bool = True) -> tuple[dict[str, Any], str]:
-    """Semantic mIoU, pixel accuracy and per-class IoU over the split (`limit` caps images).
+             check_digest: bool = True, crf: CrfParams | None = None) -> tuple[dict[str, Any], str]:
+    """Semantic mIoU, pixel accuracy and per-class IoU over the split (`limit` caps images), of the argmax or, with
+    `crf`, of the dense CRF's labels at each image's own size.
 
     Returns (summary, printable table); with `out`, writes semantic.json and the row-normalised confusion.png.
     """
+    if crf is not None:
+        require_crf()
     shard_set = resolve_shards(shards)
     dev = resolve_device(device)
     check_precision(precision, dev)
-    model, config, state = load_for("miou", checkpoint, dev)
+    model, config, _, state = load_for("miou", checkpoint, dev)
+    refine = None if crf is None else (lambda image, probs: crf_labels(image, probs, crf))
     matrix = validate_semantic(model, shard_set, dev, config.num_classes, batch_size=batch_size, limit=limit,
-                               precision=precision, check_digest=check_digest)
+                               precision=precision, check_digest=check_digest, refine=refine)
     scores = matrix.scores()
     names = class_names(config.num_classes)
     counts = matrix.matrix.cpu().numpy()
     summary = {"command": "miou", **_provenance(Path(checkpoint), config, state, shard_set), "limit": limit,
-               **semantic_summary(scores, counts, names)}
+               "crf": None if crf is None else crf.to_dict(), **semantic_summary(scores, counts, names)}
     if out is not None:
         write_semantic_report(Path(out), summary, counts, names)
     return summary, format_scores(scores, names)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ifcn.trainer.evaluation.clicker import Click
-from ifcn.trainer.evaluation.grabcut import grabcut_from_clicks
+from ifcn.trainer.inference.grabcut import grabcut_from_clicks
 
 #: A baseline's mask of one RGB uint8 image (H, W, 3) from its clicks: a bool (H, W) array.
 MaskFromClicks = Callable[[np.ndarray, Sequence[Click]], np.ndarray]

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ifcn.cores import usable_cores
+from ifcn.trainer.annotate.cli import ANNOTATE_COMMANDS
+from ifcn.trainer.core.names import DEVICE_HELP
+from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.evaluation.baselines import BASELINES
 from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
+from ifcn.trainer.evaluation.crf_options import crf_options
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
 from ifcn.trainer.evaluation.use_cli import USE_COMMANDS
-from ifcn.trainer.precision import PRECISIONS
+
+if TYPE_CHECKING:
+    from ifcn.trainer.inference.crf import CrfParams
 
 #: Clicker threads: the cores available, at most 8 (beyond that the forward pass dominates).
 DEFAULT_WORKERS = min(8, usable_cores())
@@ -55,8 +61,7 @@ def common_options(command: Callable[..., Any], checkpoint_help: str = "", requi
     options = [
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=required,
                      help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)." + checkpoint_help),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                     help="auto = CUDA when available."),
+        click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "."),
         click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True,
                      help="Most images (objects for noc) per forward pass."),
         click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fp32", show_default=True,
@@ -98,7 +103,8 @@ def _noc_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.49, show_default=True,
               help="Foreground = probability > threshold (0.49 as RITM, so numbers compare with published tables).")
 @click.option("--refine", type=click.Choice(sorted(REFINERS)), default="none", show_default=True,
-              help="Post-process each prediction (grabcut: OpenCV GrabCut seeded by the prediction and the clicks).")
+              help="Post-process each prediction (grabcut: OpenCV GrabCut seeded by the prediction and the clicks; "
+                   "crf: a two-label dense CRF, needs the extra [crf]).")
 @click.option("--min-area", type=click.IntRange(min=0), default=0, show_default=True,
               help="Evaluate only objects of at least this many pixels (0 = every object of the object maps).")
 @click.option("--zoom-in", type=click.IntRange(min=0), default=0, show_default=True,
@@ -172,14 +178,15 @@ def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder: semantic.json and confusion.png (row-normalised).")
+@crf_options
 def miou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None,
-         out: Path | None, sample_checksums: bool) -> None:
+         out: Path | None, sample_checksums: bool, crf: CrfParams | None) -> None:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (255 ignored)."""
     from ifcn.trainer.evaluation.api import run_miou
 
     with _user_errors():
         _, table = run_miou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit,
-                            precision=precision, out=out, check_digest=sample_checksums)
+                            precision=precision, out=out, check_digest=sample_checksums, crf=crf)
     click.echo(table)
     if out is not None:
         click.echo(f"report written to {out}")
@@ -198,5 +205,5 @@ def plot(reports: tuple[Path, ...], png: Path, labels: tuple[str, ...]) -> None:
     click.echo(f"wrote {png}")
 
 
-for _command in USE_COMMANDS:
+for _command in (*USE_COMMANDS, *ANNOTATE_COMMANDS):
     main.add_command(_command)

@@ -15,19 +15,7 @@ import cv2
 import numpy as np
 
 from ifcn.distance import distance_inside, exact_squared
-
-
-@dataclass(frozen=True)
-class Click:
-    """One click at pixel (y, x); positive clicks add to the object, negative ones remove from it."""
-
-    positive: bool
-    y: int
-    x: int
-
-    def to_json(self) -> list:
-        return ["+" if self.positive else "-", self.y, self.x]
-
+from ifcn.trainer.core.clicks import Click
 
 ClickFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Click | None]
 
@@ -102,7 +90,7 @@ def standard_click(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray, clicked
     d_fp, y_fp, x_fp = deepest(fp, clicked)
     if d_fn == 0 and d_fp == 0:
         return None
-    return Click(True, y_fn, x_fn) if d_fn > d_fp else Click(False, y_fp, x_fp)
+    return Click(y_fn, x_fn, True) if d_fn > d_fp else Click(y_fp, x_fp, False)
 
 
 def _largest_component(mask: np.ndarray, clicked: np.ndarray) -> tuple[int, np.ndarray]:
@@ -141,7 +129,7 @@ def seed_click(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray, clicked: np
         return None
     positive = a_fn > a_fp
     _, y, x = deepest(c_fn if positive else c_fp, clicked)
-    return Click(positive, y, x)
+    return Click(y, x, positive)
 
 
 CLICKERS: dict[str, Clicker] = {

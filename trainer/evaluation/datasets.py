@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
+from ifcn.shards.formats import FORMATS
 from ifcn.shards.manifest import Manifest, ShardSet, resolve_shards
 from ifcn.shards.reader import is_remote
 
 #: A dataset name: what `NAME=` may be, and what a name must be to become a report folder.
 _NAME = re.compile(r"[A-Za-z0-9][\w.+-]*")
-#: A last path component that names shard files rather than their folder (a manifest, a shard, a pattern).
-_FILE_LIKE = re.compile(r".*(\.json|\.tar|\.h5|[{}*?\[\]].*)$")
+#: A last path component that names shard files rather than their folder (a manifest, a shard of a registered
+#: format, a pattern).
+_FILE_LIKE = re.compile(r".*(" + "|".join(re.escape(s) for s in (".json", *(f.suffix for f in FORMATS.values())))
+                        + r"|[{}*?\[\]].*)$")
 
 
 @dataclass(frozen=True)

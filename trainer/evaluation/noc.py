@@ -21,18 +21,27 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from ifcn.trainer.error_clicks import STANDARD_THRESHOLD, standard_clicks
-from ifcn.trainer.evaluation.clicker import CLICKERS, Click, get_clicker
-from ifcn.trainer.evaluation.grabcut import grabcut_refine
+from ifcn.trainer.core.clicks import Click
+from ifcn.trainer.core.error_clicks import STANDARD_THRESHOLD, standard_clicks
+from ifcn.trainer.core.metrics import foreground_iou
+from ifcn.trainer.evaluation.clicker import CLICKERS, get_clicker
 from ifcn.trainer.evaluation.objects import EvalObject
 from ifcn.trainer.evaluation.predictor import Predictor
-from ifcn.trainer.metrics import foreground_iou
+from ifcn.trainer.inference.crf import crf_foreground, require_crf
+from ifcn.trainer.inference.grabcut import grabcut_refine
 
 T = TypeVar("T")
-Refiner = Callable[[np.ndarray, np.ndarray, Sequence[Click]], np.ndarray]
+Refiner = Callable[[np.ndarray, np.ndarray, Sequence[Click], float], np.ndarray]
 
-#: `--refine` choices: post-processing of each thresholded prediction (image, mask, clicks) -> mask.
-REFINERS: dict[str, Refiner | None] = {"none": None, "grabcut": grabcut_refine}
+
+def _grabcut(image: np.ndarray, prob: np.ndarray, clicks: Sequence[Click], threshold: float) -> np.ndarray:
+    """GrabCut seeded by the thresholded prediction: it needs a mask, not probabilities."""
+    return grabcut_refine(image, prob > threshold, clicks)
+
+
+#: `--refine` choices: post-processing of each prediction (image, foreground probability, clicks, threshold) -> mask.
+#: crf: the two-label dense CRF with its default settings (`ifcn.trainer.inference.crf.CrfParams`).
+REFINERS: dict[str, Refiner | None] = {"none": None, "grabcut": _grabcut, "crf": crf_foreground}
 
 
 #: Most clicks per object a run may make: the protocol uses 20, and every click costs a forward pass per object.
@@ -68,6 +77,8 @@ class NocSettings:
         get_clicker(self.clicker)
         if self.refine not in REFINERS:
             raise ValueError(f"unknown refinement {self.refine!r}; choose one of {sorted(REFINERS)}")
+        if self.refine == "crf":
+            require_crf()
         if self.min_area < 0:
             raise ValueError(f"--min-area must be at least 0 (got {self.min_area})")
         if self.zoom_in and not 32 <= self.zoom_in <= 4096:
@@ -111,7 +122,7 @@ def _map(pool: Executor | None, fn: Callable[..., T], jobs: Sequence[tuple]) -> 
 
 
 class DeviceClicker:
-    """The standard clicker for a whole batch at once on a device (`ifcn.trainer.error_clicks`): the same clicks as
+    """The standard clicker for a whole batch at once on a device (`ifcn.trainer.core.error_clicks`): the same clicks as
     `standard_click`, without per-object CPU work. Keeps the ground truths and the clicked pixels on the device."""
 
     def __init__(self, objects: Sequence[EvalObject], device: torch.device) -> None:
@@ -125,7 +136,7 @@ class DeviceClicker:
                                                   self.clicked)
         hit = found.nonzero()[:, 0]
         self.clicked[hit, ys[hit], xs[hit]] = True
-        return [Click(p, y, x) if f else None
+        return [Click(y, x, p) if f else None
                 for f, p, y, x in zip(found.tolist(), positive.tolist(), ys.tolist(), xs.tolist(), strict=True)]
 
 
@@ -195,11 +206,11 @@ def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: Noc
             else:
                 probs = predictor(images[slot_of[moved]], [clicks[i] for i in moved], prev[moved])
                 prev[moved] = probs
-            foreground = (probs > settings.threshold).cpu().numpy()
             if refine is None:
-                preds[moved] = foreground
+                preds[moved] = (probs > settings.threshold).cpu().numpy()
             else:
-                preds[moved] = _map(pool, refine, [(objects[i].image, foreground[j], clicks[i])
+                host = probs.float().cpu().numpy()
+                preds[moved] = _map(pool, refine, [(objects[i].image, host[j], clicks[i], settings.threshold)
                                                    for j, i in enumerate(moved)])
             step = foreground_iou(torch.from_numpy(preds[moved]), gts[moved], ignores[moved]).tolist()
             for j, i in enumerate(moved):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ifcn.labels import VOID, object_class, object_ids
 from ifcn.shards.counts import read_counted
 from ifcn.shards.manifest import ShardSet
 from ifcn.shards.reader import sample_errors
-from ifcn.shards.records import VOID
 
 SKIP_BELOW_MIN_AREA = "below_min_area"
 
@@ -52,15 +52,14 @@ def eval_objects_of_image(key: str, image: np.ndarray, object_map: np.ndarray, c
     if image.shape[:2] != object_map.shape:
         raise ValueError(f"sample {key!r}: image {image.shape[:2]} and object map {object_map.shape} differ")
     ignore = object_map == VOID
-    ids = np.unique(object_map)
     objects: list[EvalObject] = []
-    for object_id in ids[(ids != 0) & (ids != VOID)].tolist():
+    for object_id in object_ids(object_map):
         gt = object_map == object_id
         area = int(np.count_nonzero(gt))
         if area < min_area:
             skipped[SKIP_BELOW_MIN_AREA] += 1
             continue
-        cls = int(np.bincount(class_map[gt]).argmax())
+        cls = object_class(class_map[gt])
         objects.append(EvalObject(start + len(objects), key, object_id, cls, area, image, gt, ignore, name))
     return objects
 

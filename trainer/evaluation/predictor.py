@@ -11,7 +11,7 @@ from typing import Protocol
 
 import torch
 
-from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.core.clicks import Click
 
 
 class Predictor(Protocol):

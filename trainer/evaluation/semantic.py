@@ -12,21 +12,10 @@ import numpy as np
 
 from ifcn.io import atomic_write_bytes
 from ifcn.plotting import new_figure, save_png
-from ifcn.trainer.metrics import SemanticScores
-
-#: PASCAL VOC class names by class index (0 = background).
-VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)
+from ifcn.trainer.core.metrics import SemanticScores
 
 CONFUSION_NAME = "confusion.png"
 SUMMARY_NAME = "semantic.json"
-
-
-def class_names(num_classes: int) -> tuple[str, ...]:
-    """VOC names for 21 classes, `class <i>` otherwise."""
-    return VOC_CLASSES if num_classes == len(VOC_CLASSES) else tuple(f"class {i}" for i in range(num_classes))
 
 
 def _pct(v: float) -> str:

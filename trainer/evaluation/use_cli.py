@@ -7,10 +7,16 @@ the tests call too. Heavy imports (torch, the web server) happen inside the comm
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.evaluation.cli_errors import user_errors
+from ifcn.trainer.evaluation.crf_options import crf_options
+
+if TYPE_CHECKING:
+    from ifcn.trainer.inference.crf import CrfParams
 
 #: Mirrors `ifcn.trainer.inference.images.DEFAULT_MAX_MEGAPIXELS` (not imported: `--help` loads no PIL or torch).
 _MAX_MEGAPIXELS = click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100.0,
@@ -22,8 +28,7 @@ DEFAULT_MAX_SIDE = 1024
 
 _CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                            help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt).")
-_DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                       help="auto = CUDA when available.")
+_DEVICE = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + ".")
 
 
 @click.command()
@@ -114,8 +119,9 @@ def export(checkpoint: Path, fmt: str, out: Path, with_clicks: bool) -> None:
               help="Files that are not readable images: skip them with a message, or stop.")
 @_MAX_MEGAPIXELS
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@crf_options
 def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, tile: int, overlap: int, device: str,
-            on_error: str, max_megapixels: float, no_progress: bool) -> None:
+            on_error: str, max_megapixels: float, no_progress: bool, crf: CrfParams | None) -> None:
     """Segment images of any size with a semantic checkpoint: VOC-coloured masks, index masks or overlays."""
     from ifcn.trainer.inference.predict_images import SUMMARY_NAME, run_predict
     from ifcn.trainer.inference.semantic import Sizing
@@ -124,8 +130,10 @@ def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, t
         sizing = Sizing(max_side or None, tile or None, overlap)
         summary = run_predict(checkpoint, images, out, fmt=fmt, sizing=sizing, device=device, on_error=on_error,
                               max_megapixels=max_megapixels, progress=not no_progress,
-                              log=lambda m: click.echo(m, err=True))
-    click.echo(f"{len(summary['images'])} images segmented ({sizing.describe()}), {len(summary['skipped'])} skipped; "
+                              log=lambda m: click.echo(m, err=True), crf=crf)
+    refined = "" if crf is None else f", dense CRF {crf.iterations} iterations"
+    click.echo(f"{len(summary['images'])} images segmented ({sizing.describe()}{refined}), "
+               f"{len(summary['skipped'])} skipped; "
                f"wrote {out} ({fmt}) and {out / SUMMARY_NAME}")
 
 

@@ -4,7 +4,7 @@ Two graphs (spec §9):
 - the network: the (B, C, H, W) float32 network input of spec §3 (normalised RGB, then for the interactive task the
   positive and negative click-distance channels) -> probabilities;
 - `with_clicks` (interactive only): (B, H, W, 3) uint8 RGB and padded click lists -> probabilities; the distance
-  channels are computed inside the graph by `ifcn.trainer.inputs.batch_input`, the function training and the
+  channels are computed inside the graph by `ifcn.trainer.core.inputs.batch_input`, the function training and the
   `Predictor` use, so a deployment needs nothing but a runtime.
 Probabilities are (B, H, W) foreground (interactive) or (B, C, H, W) per class (semantic). The contract (channel
 order, normalisation, distance clip, input names) is JSON in the ONNX model's `metadata_props` under `ifcn_contract`,
@@ -24,15 +24,15 @@ from torch import nn
 
 import ifcn
 from ifcn.io import atomic_path, atomic_write_bytes
-from ifcn.trainer.clickmaps import CLIP
+from ifcn.trainer.core.input_spec import InputSpec
+from ifcn.trainer.core.inputs import INPUT_KEYS, PREV, batch_input
 from ifcn.trainer.inference.predictor import MIN_SIDE, Predictor, probabilities
-from ifcn.trainer.inputs import IMAGENET_MEAN, IMAGENET_STD, PREV, batch_input
 
 FORMATS = ("onnx", "torchscript")
 CONTRACT_KEY = "ifcn_contract"
 TORCHSCRIPT_CONTRACT_FILE = "ifcn_contract.json"
 NETWORK_INPUTS = ("input",)
-CLICK_INPUTS = ("image", "pos", "pos_valid", "neg", "neg_valid")
+CLICK_INPUTS = INPUT_KEYS
 #: The extra input of a `--prev-mask` model's with-clicks graph.
 PREV_INPUT = "prev"
 
@@ -50,29 +50,38 @@ class NetworkGraph(nn.Module):
 
 class ClickGraph(nn.Module):
     """uint8 RGB images and padded click lists (and, for a `--prev-mask` model, the previous probabilities) ->
-    foreground probabilities, the input built as in training."""
+    foreground probabilities, the input built as in training by the model's input contract."""
 
-    def __init__(self, model: nn.Module, prev_mask: bool = False) -> None:
+    def __init__(self, model: nn.Module, spec: InputSpec) -> None:
         super().__init__()
-        self.model, self.prev_mask = model, prev_mask
+        self.model, self.spec = model, spec
 
     def forward(self, image: torch.Tensor, pos: torch.Tensor, pos_valid: torch.Tensor, neg: torch.Tensor,
                 neg_valid: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
         batch = {"image": image, "pos": pos, "pos_valid": pos_valid, "neg": neg, "neg_valid": neg_valid}
         if prev is not None:
             batch[PREV] = prev
-        return probabilities(self.model(batch_input(batch, image.device, prev_mask=self.prev_mask)), "interactive")
+        return probabilities(self.model(batch_input(batch, image.device, self.spec)), "interactive")
 
 
 def contract(predictor: Predictor, with_clicks: bool) -> dict[str, Any]:
     """What a caller must feed the exported graph and what it returns (stored in the file's metadata)."""
     interactive = predictor.task == "interactive"
-    channels = ["R", "G", "B", *(("positive_distance", "negative_distance") if interactive else ()),
+    spec = predictor.spec
+    click_channels = ("positive_distance", "negative_distance") if spec.click_encoding == "distance" else \
+        ("positive_disk", "negative_disk")
+    channels = ["R", "G", "B", *(click_channels if interactive else ()),
                 *(("previous_probability",) if predictor.prev_mask else ())]
-    rgb = {"mean": [m * 255 for m in IMAGENET_MEAN], "std": [s * 255 for s in IMAGENET_STD],
+    rgb = {"mean": [m * 255 for m in spec.mean], "std": [s * 255 for s in spec.std],
            "formula": "(pixel - mean) / std per channel, pixel in 0..255, RGB order"}
-    distance = {"clip": CLIP, "divisor": CLIP, "no_click_value": 1.0,
-                "formula": "min Euclidean distance in input pixels to a click of that sign, clipped at clip, / divisor"}
+    if spec.click_encoding == "distance":
+        clicks = {"encoding": "distance", "clip": spec.clip, "divisor": spec.clip, "no_click_value": 1.0,
+                  "formula": "min Euclidean distance in input pixels to a click of that sign, clipped at clip, "
+                             "/ divisor"}
+    else:
+        clicks = {"encoding": "disk", "radius": spec.disk_radius, "no_click_value": 0.0,
+                  "formula": "1.0 where the Euclidean distance in input pixels to a click of that sign is <= radius, "
+                             "else 0.0"}
     if with_clicks:
         inputs = {"image": "(B, H, W, 3) uint8 RGB",
                   "pos": "(B, K, 2) float32 (y, x) pixel coordinates of positive clicks, padded",
@@ -87,7 +96,8 @@ def contract(predictor: Predictor, with_clicks: bool) -> dict[str, Any]:
               f"(B, {predictor.num_classes}, H, W) float32 class probabilities (softmax)")
     return {"ifcn_version": ifcn.__version__, "task": predictor.task, "model": predictor.config.to_dict(),
             "graph": "with_clicks" if with_clicks else "network", "inputs": inputs, "output": output,
-            "channels": channels, "rgb_normalisation": rgb, **({"distance_channels": distance} if interactive else {}),
+            "channels": channels, "rgb_normalisation": rgb, "input_spec": spec.to_dict(),
+            **({"click_channels": clicks} if interactive else {}),
             "min_side": MIN_SIDE, "dynamic_axes": "batch, height and width (and the click counts K, L)"}
 
 
@@ -114,7 +124,7 @@ def graph_of(predictor: Predictor, with_clicks: bool) -> tuple[nn.Module, tuple[
         if predictor.task != "interactive":
             raise ValueError("--with-clicks needs an interactive checkpoint; a semantic one takes images only")
         names = (*CLICK_INPUTS, PREV_INPUT) if predictor.prev_mask else CLICK_INPUTS
-        return ClickGraph(model, predictor.prev_mask).eval(), names
+        return ClickGraph(model, predictor.spec).eval(), names
     return NetworkGraph(model, predictor.task).eval(), NETWORK_INPUTS
 
 

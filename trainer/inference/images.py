@@ -1,4 +1,6 @@
-"""Reading users' images for inference: any format PIL reads, EXIF orientation applied, RGB uint8, size limits.
+"""Reading users' photos for inference: any format PIL reads, RGB uint8, size limits, as displayed: the EXIF
+orientation is applied, so masks come back in the orientation the user sees. (Dataset images are decoded as stored,
+EXIF ignored, by `ifcn.shards.records.decode_dataset_image`: their masks are drawn on the stored pixels.)
 
 The pixel count is read from the file's header (PIL opens lazily) and checked against `max_pixels` before any pixel
 is decoded, so a small file claiming a huge image (a 20 KB PNG of 13000x13000) costs nothing; a JPEG larger than the
@@ -61,10 +63,11 @@ def _check_pixels(width: int, height: int, max_pixels: int | None, source: str) 
                          kind="too_many_pixels")
 
 
-def decode_image(data: bytes, source: str, max_side: int | None = None, *,
+def decode_user_photo(data: bytes, source: str, max_side: int | None = None, *,
                  max_pixels: int | None = None) -> LoadedImage:
-    """Decode image bytes (`source` names them in errors); a long side over `max_side` is downscaled (area filter).
-    An image of more than `max_pixels` pixels (by its header) is refused before it is decoded."""
+    """Decode a user's photo as displayed (EXIF orientation applied; `source` names it in errors); a long side over
+    `max_side` is downscaled (area filter). An image of more than `max_pixels` pixels (by its header) is refused
+    before it is decoded."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
             width, height = opened.size
@@ -92,13 +95,13 @@ def decode_image(data: bytes, source: str, max_side: int | None = None, *,
 
 
 def read_image(path: Path, max_side: int | None = None, *, max_pixels: int | None = None) -> LoadedImage:
-    """`decode_image` of a file; a missing or unreadable file is an `InputError` naming it."""
+    """`decode_user_photo` of a file; a missing or unreadable file is an `InputError` naming it."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise InputError(path, f"cannot read the file ({e.strerror})", "check the path and its permissions",
                          kind="unreadable") from None
-    return decode_image(data, str(path), max_side, max_pixels=max_pixels)
+    return decode_user_photo(data, str(path), max_side, max_pixels=max_pixels)
 
 
 def is_image_name(path: Path) -> bool:

@@ -18,9 +18,10 @@ from tqdm import tqdm
 
 from ifcn.errors import InputError
 from ifcn.io import write_json
-from ifcn.trainer.distributed import resolve_device
-from ifcn.trainer.evaluation.api import load_for
-from ifcn.trainer.evaluation.semantic import class_names
+from ifcn.labels import class_names
+from ifcn.trainer.core.checkpoint import load_for
+from ifcn.trainer.core.device import resolve_device
+from ifcn.trainer.inference.crf import CrfParams, require_crf
 from ifcn.trainer.inference.images import DEFAULT_MAX_MEGAPIXELS, max_pixels_of, read_image
 from ifcn.trainer.inference.predictor import Predictor
 from ifcn.trainer.inference.render import FORMATS, SUFFIX, class_shares, write_output
@@ -75,21 +76,25 @@ def check_writable(out: Path) -> None:
 
 def run_predict(checkpoint: Path, images: str | Path, out: Path, *, fmt: str = "palette", sizing: Sizing | None = None,
                 device: str = "auto", on_error: str = "skip", max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-                progress: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Segment every image of `images` into `out`; returns the summary written to `out/classes.json`. Images over
-    `max_megapixels` are refused from their header (skipped or failing by `on_error`), never decoded."""
+                progress: bool = False, log: Callable[[str], None] = print,
+                crf: CrfParams | None = None) -> dict[str, Any]:
+    """Segment every image of `images` into `out` (refined by a dense CRF with the settings `crf` when given);
+    returns the summary written to `out/classes.json`. Images over `max_megapixels` are refused from their header
+    (skipped or failing by `on_error`), never decoded."""
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
     if on_error not in ON_ERROR:
         raise ValueError(f"--on-error must be one of {ON_ERROR}, got {on_error!r}")
     sizing = sizing or Sizing()
+    if crf is not None:
+        require_crf()
     max_pixels = max_pixels_of(max_megapixels)
     files = input_files(images)
     out = Path(out)
     check_writable(out)
     dev = resolve_device(device)
-    model, config, _ = load_for("predict", Path(checkpoint), dev)
-    predictor = Predictor(model, "semantic", dev)
+    model, config, spec, _ = load_for("predict", Path(checkpoint), dev)
+    predictor = Predictor(model, "semantic", dev, spec=spec)
     names = class_names(config.num_classes)
     results: dict[str, Any] = {}
     skipped: list[dict[str, str]] = []
@@ -103,13 +108,14 @@ def run_predict(checkpoint: Path, images: str | Path, out: Path, *, fmt: str = "
             log(f"skipped {path}: {e.reason}")
             skipped.append({"path": str(path), "kind": e.kind, "reason": e.reason})
             continue
-        labels = segment(predictor, image, sizing)
+        labels = segment(predictor, image, sizing, crf)
         write_output(fmt, out / name, image, labels, names)
         results[str(path)] = {"output": name, "height": image.shape[0], "width": image.shape[1],
                               "class_shares": class_shares(labels, names)}
     summary = {"command": "predict", "checkpoint": str(checkpoint), "model_config": config.to_dict(),
                "format": fmt, "sizing": {"max_side": sizing.max_side, "tile": sizing.tile,
                                          "overlap": sizing.overlap},
+               "crf": None if crf is None else crf.to_dict(),
                "device": str(dev), "seconds": time.perf_counter() - start, "images": results, "skipped": skipped}
     write_json(out / SUMMARY_NAME, summary)
     if not results:

@@ -8,6 +8,8 @@
   ramp up over the overlap from each tile's inner edges, so no seam shows; memory is bounded by the tile.
 Both can be combined (downscale, then tile what is still larger than a tile). The label map is the argmax of the
 blended / upsampled logits, computed in bands of rows so that the full-size (C, H, W) logits never exist at once.
+With a dense CRF (`crf`), it runs at the resolution the network saw (after `max_side`, so its memory and time stay
+bounded as the network's do), and its marginals are upsampled in place of the logits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ifcn.trainer.inference.crf import CrfParams, dense_crf
 from ifcn.trainer.inference.images import fit_size
 from ifcn.trainer.inference.predictor import MIN_SIDE, Predictor
 
@@ -71,7 +74,7 @@ def ramp(start: int, size: int, length: int, overlap: int) -> np.ndarray:
 
 def _forward(predictor: Predictor, image: np.ndarray) -> torch.Tensor:
     """(C, h, w) float32 logits of one RGB uint8 image, on the CPU."""
-    return predictor.logits(predictor.image_tensor(image))[0].cpu()
+    return predictor.logits(predictor.image_batch([image]))[0].cpu()
 
 
 def tiled_logits(predictor: Predictor, image: np.ndarray, tile: int, overlap: int) -> torch.Tensor:
@@ -112,9 +115,10 @@ def upsampled_argmax(logits: torch.Tensor, size: tuple[int, int], band: int = BA
     return labels
 
 
-def segment(predictor: Predictor, image: np.ndarray, sizing: Sizing | None = None) -> np.ndarray:
+def segment(predictor: Predictor, image: np.ndarray, sizing: Sizing | None = None,
+            crf: CrfParams | None = None) -> np.ndarray:
     """The (H, W) uint8 label map (class indices) of an (H, W, 3) uint8 RGB image, by a semantic `predictor`
-    (`sizing` None: the whole image in one pass)."""
+    (`sizing` None: the whole image in one pass), refined by a dense CRF with the settings `crf` when given."""
     sizing = sizing or Sizing()
     if predictor.task != "semantic":
         raise ValueError("segmenting an image needs a semantic checkpoint; an interactive one needs clicks: use "
@@ -128,4 +132,6 @@ def segment(predictor: Predictor, image: np.ndarray, sizing: Sizing | None = Non
         logits = tiled_logits(predictor, work, sizing.tile, sizing.overlap)
     else:
         logits = _forward(predictor, work)
+    if crf is not None:
+        logits = torch.from_numpy(dense_crf(work, logits.softmax(0).numpy(), crf))
     return upsampled_argmax(logits, (h, w))

@@ -16,20 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-class ClickPoint(Protocol):
-    """A click as the zoom needs it: pixel (y, x) and its sign."""
-
-    y: int
-    x: int
-    positive: bool
+from ifcn.trainer.core.clicks import Click
 
 
 @dataclass(frozen=True)
@@ -92,7 +85,7 @@ def _span(low: int, high: int, size: int, limit: int) -> tuple[int, int]:
     return start, start + size
 
 
-def object_view(shape: tuple[int, int], clicks: Sequence[ClickPoint], prev: torch.Tensor | None,
+def object_view(shape: tuple[int, int], clicks: Sequence[Click], prev: torch.Tensor | None,
                 settings: ZoomSettings) -> View | None:
     """The crop to predict on for one object, or None for the whole image (too few clicks yet).
 
@@ -167,25 +160,16 @@ def paste(view_probs: torch.Tensor, view: View, prev: torch.Tensor) -> torch.Ten
     return out
 
 
-@dataclass(frozen=True)
-class ViewClick:
-    """A click moved into a view (the same sign)."""
-
-    y: int
-    x: int
-    positive: bool
-
-
-def view_clicks(clicks: Sequence[ClickPoint], view: View) -> list[ViewClick]:
+def view_clicks(clicks: Sequence[Click], view: View) -> list[Click]:
     """The clicks inside the view, in the view's pixels (clicks outside it do not reach the network)."""
-    return [ViewClick(*view.to_view(c.y, c.x), c.positive) for c in clicks if view.contains(c.y, c.x)]
+    return [Click(*view.to_view(c.y, c.x), c.positive) for c in clicks if view.contains(c.y, c.x)]
 
 
 #: One prediction: a (3, h, w) uint8 image, its clicks, the previous (h, w) probabilities or None -> (h, w) ones.
-PredictOne = Callable[[torch.Tensor, Sequence[ClickPoint], "torch.Tensor | None"], torch.Tensor]
+PredictOne = Callable[[torch.Tensor, Sequence[Click], "torch.Tensor | None"], torch.Tensor]
 
 
-def zoomed(predict: PredictOne, image: torch.Tensor, clicks: Sequence[ClickPoint], prev: torch.Tensor | None,
+def zoomed(predict: PredictOne, image: torch.Tensor, clicks: Sequence[Click], prev: torch.Tensor | None,
            settings: ZoomSettings, crop_prev: bool = True) -> torch.Tensor:
     """Foreground probabilities (H, W) of one object: whole-image prediction for the first clicks (at most
     `whole_side` long), then on its view.
@@ -217,13 +201,13 @@ class ZoomIn:
         self.settings = settings
         self.device = base.device
 
-    def _one(self, image: torch.Tensor, clicks: Sequence[ClickPoint], prev: torch.Tensor | None) -> torch.Tensor:
+    def _one(self, image: torch.Tensor, clicks: Sequence[Click], prev: torch.Tensor | None) -> torch.Tensor:
         if getattr(self.base, "prev_mask", False):
             previous = prev if prev is not None else torch.zeros(image.shape[-2:], device=image.device)
             return self.base(image[None], [list(clicks)], previous[None])[0]
         return self.base(image[None], [list(clicks)])[0]
 
-    def __call__(self, images: torch.Tensor, clicks: Sequence[Sequence[ClickPoint]],
+    def __call__(self, images: torch.Tensor, clicks: Sequence[Sequence[Click]],
                  prev: torch.Tensor | None = None) -> torch.Tensor:
         """Probabilities (B, H, W) for uint8 RGB `images` (B, 3, H, W), one click list and previous map each."""
         wants = bool(getattr(self.base, "prev_mask", False))

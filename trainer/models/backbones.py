@@ -39,12 +39,14 @@ HOW_TO_LIST = "list them with `ifcn-train --list-archs` or `ifcn.trainer.models.
 class BackboneSpec:
     """How to turn the torchvision classifier `name` into an FCN trunk.
 
-    `taps` names the stride-8/16/32 nodes (None: probe them); `prepare` adjusts the classifier in place before it is
-    cut (AlexNet's pool padding); `conv_fc` keeps fc6/fc7 as convolutions (VGG, AlexNet).
+    `first_conv` names the convolution that sees the image (widened to take the click channels); `taps` names the
+    stride-8/16/32 nodes (None: probe them); `prepare` adjusts the classifier in place before it is cut (AlexNet's
+    pool padding); `conv_fc` keeps fc6/fc7 as convolutions (VGG, AlexNet).
     """
 
     name: str
     description: str
+    first_conv: str
     taps: Callable[[nn.Module], tuple[str, str, str]] | None = None
     prepare: Callable[[nn.Module], None] | None = None
     conv_fc: bool = False
@@ -55,14 +57,33 @@ def _resnet_taps(model: nn.Module) -> tuple[str, str, str]:
     return "layer2", "layer3", "layer4"
 
 
+#: The first convolution of each torchvision classifier family, by name prefix (its qualified module name).
+FIRST_CONVS = {
+    "alexnet": "features.0", "vgg": "features.0", "resnet": "conv1", "resnext": "conv1", "wide_resnet": "conv1",
+    "convnext": "features.0.0", "efficientnet": "features.0.0", "mobilenet": "features.0.0", "swin": "features.0.0",
+    "shufflenet": "conv1.0", "densenet": "features.conv0", "mnasnet": "layers.0", "regnet": "stem.0",
+    "googlenet": "conv1.conv",
+}
+
+
+def first_conv_name(name: str) -> str:
+    """The qualified name of backbone `name`'s first convolution (`FIRST_CONVS`, longest matching prefix)."""
+    family = max((prefix for prefix in FIRST_CONVS if name.startswith(prefix)), key=len, default=None)
+    if family is None:
+        raise ValueError(f"backbone {name!r}: its first convolution is not known; add its family to "
+                         "ifcn.trainer.models.backbones.FIRST_CONVS")
+    return FIRST_CONVS[family]
+
+
 def _seed_spec(name: str) -> BackboneSpec:
+    first = first_conv_name(name)
     if name == "alexnet":
         return BackboneSpec(name, "seed; taps pool1/pool2/pool5 (padded pools); fc6 6×6 + fc7 1×1 as convolutions",
-                            pool_taps, pad_alexnet_pools, conv_fc=True)
+                            first, pool_taps, pad_alexnet_pools, conv_fc=True)
     if name.startswith("vgg"):
-        return BackboneSpec(name, "seed; taps pool3/pool4/pool5; fc6 7×7 + fc7 1×1 as convolutions", pool_taps,
-                            conv_fc=True)
-    return BackboneSpec(name, "seed; taps layer2/layer3/layer4", _resnet_taps)
+        return BackboneSpec(name, "seed; taps pool3/pool4/pool5; fc6 7×7 + fc7 1×1 as convolutions", first,
+                            pool_taps, conv_fc=True)
+    return BackboneSpec(name, "seed; taps layer2/layer3/layer4", first, _resnet_taps)
 
 
 REGISTRY: dict[str, BackboneSpec] = {name: _seed_spec(name) for name in SEED_BACKBONES}
@@ -93,7 +114,7 @@ def get_backbone(name: str) -> BackboneSpec:
         reason = unsupported_reason(name)
         if reason is not None:
             raise ValueError(f"backbone {name!r} cannot be an FCN trunk: {reason}; {HOW_TO_LIST}")
-        return BackboneSpec(name, GENERIC_DESCRIPTION)
+        return BackboneSpec(name, GENERIC_DESCRIPTION, first_conv_name(name))
     close = difflib.get_close_matches(name.lower(), list_backbones(), n=5, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise ValueError(f"unknown backbone {name!r}; {hint}{HOW_TO_LIST}")
@@ -103,7 +124,7 @@ def available_backbones() -> dict[str, str]:
     """Backbone name → one-line description, including whether its ImageNet weights are in the local cache."""
     table = {}
     for name in list_backbones():
-        spec = REGISTRY.get(name) or BackboneSpec(name, GENERIC_DESCRIPTION)
+        spec = get_backbone(name)
         file = cache_path(imagenet_weights(name))
         cached = "cached" if file.is_file() else "not cached"
         table[name] = f"{spec.description}; imagenet weights {file.name} {cached}"

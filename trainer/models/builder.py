@@ -70,7 +70,7 @@ def build_model(config: ModelConfig, *, seed: int = 0) -> FCN:
         _check_options(spec, model, config)
         if spec.prepare is not None:
             spec.prepare(model)
-        adapt_first_layer(model, config.in_channels, config.first_layer_init)
+        adapt_first_layer(model, config.in_channels, config.first_layer_init, spec.first_conv)
         if spec.taps is not None:
             taps = measure_taps(model, spec.taps(model), config.in_channels)
         else:

@@ -13,7 +13,7 @@ from ifcn.trainer.models.trunk import Trunk
 class FCN(nn.Module):
     """(B, in_channels, H, W) → logits (B, num_classes, H, W) for any H, W ≥ 32.
 
-    `config` is kept so that whoever holds the model can save it with the weights (see `trainer/checkpoint.py`).
+    `config` is kept so that whoever holds the model can save it with the weights (see `trainer/core/checkpoint.py`).
     """
 
     def __init__(self, backbone: Trunk, fc: nn.Module, head: FCNHead, config: ModelConfig) -> None:

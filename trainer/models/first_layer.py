@@ -14,12 +14,16 @@ from torch import nn
 from ifcn.trainer.models.config import FirstLayerInit
 
 
-def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
-    """(qualified name, module) of the first `Conv2d`: the layer that sees the image in every torchvision classifier."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name, module
-    raise ValueError(f"{type(model).__name__} has no Conv2d layer to take the input channels")
+def first_conv(model: nn.Module, name: str) -> nn.Conv2d:
+    """The convolution `name` of `model` (a backbone spec's `first_conv`), checked to be one."""
+    try:
+        conv = model.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"{type(model).__name__} has no module {name!r} (its backbone spec's first convolution)") \
+            from None
+    if not isinstance(conv, nn.Conv2d):
+        raise ValueError(f"{type(model).__name__}.{name} is a {type(conv).__name__}, not the first Conv2d")
+    return conv
 
 
 def extra_channel_weights(rgb_weight: torch.Tensor, extra: int, init: FirstLayerInit) -> torch.Tensor:
@@ -32,9 +36,10 @@ def extra_channel_weights(rgb_weight: torch.Tensor, extra: int, init: FirstLayer
     raise ValueError(f"first_layer_init must be 'zero' or 'mean', got {init!r}")
 
 
-def adapt_first_layer(model: nn.Module, in_channels: int, init: FirstLayerInit) -> nn.Conv2d:
-    """Give `model`'s first convolution `in_channels` inputs: the first 3 keep their filters, the rest follow `init`."""
-    name, conv = first_conv(model)
+def adapt_first_layer(model: nn.Module, in_channels: int, init: FirstLayerInit, name: str) -> nn.Conv2d:
+    """Give `model`'s first convolution (`name`, from the backbone spec) `in_channels` inputs: the first 3 keep their
+    filters, the rest follow `init`."""
+    conv = first_conv(model, name)
     if in_channels == conv.in_channels:
         return conv
     if conv.groups != 1:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ifcn.trainer.models.first_layer import extra_channel_weights, first_conv
+from ifcn.trainer.models.backbones import get_backbone
+from ifcn.trainer.models.first_layer import extra_channel_weights
 
 #: Names of mismatching tensors shown in an error (the rest are counted).
 SHOWN = 5
@@ -69,7 +70,7 @@ def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor], first_la
     """Load `source` (a state dict) into `model` by the rules above; ValueError listing the first mismatches when the
     two are not the same architecture. `model` is only changed when the whole transfer is possible."""
     target = model.state_dict()
-    conv_name = first_conv(model)[0] + ".weight"
+    conv_name = f"backbone.body.{get_backbone(model.config.backbone).first_conv}.weight"
     adapted = ((conv_name,) if conv_name in source and conv_name in target
                and _widened(target[conv_name], source[conv_name]) else ())
     reinitialised = tuple(n for n in target if n.startswith(CLASS_LAYERS) and n in source

@@ -15,17 +15,18 @@ from itertools import islice
 import numpy as np
 import torch
 
+from ifcn.labels import VOID
 from ifcn.shards.counts import read_counted
 from ifcn.shards.manifest import ShardSet
 from ifcn.shards.reader import sample_errors
-from ifcn.shards.records import VOID
+from ifcn.trainer.core.device import all_reduce_sum, rank_and_world
+from ifcn.trainer.core.input_spec import InputSpec
+from ifcn.trainer.core.inputs import batch_input
+from ifcn.trainer.core.metrics import ConfusionMatrix, foreground_iou
+from ifcn.trainer.core.precision import autocast
 from ifcn.trainer.data.augment import CropItem
 from ifcn.trainer.data.items import Item, expand_sample
 from ifcn.trainer.data.stream import collate
-from ifcn.trainer.distributed import all_reduce_sum, rank_and_world
-from ifcn.trainer.inputs import batch_input
-from ifcn.trainer.metrics import ConfusionMatrix, foreground_iou
-from ifcn.trainer.precision import autocast
 
 
 def eval_items(shards: ShardSet, task: str, limit: int | None = None, check_digest: bool = True) -> Iterator[Item]:
@@ -51,11 +52,12 @@ def _same_size_batches(items: Iterator[Item], batch_size: int) -> Iterator[list[
 
 
 def forward_items(model: torch.nn.Module, items: list[Item], task: str, device: torch.device,
-                  precision: str, prev_mask: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and uint8 targets (255 ignored) of a same-size batch of full-resolution items. A `prev_mask` model gets
-    zeros in its previous-mask channel: the items' clicks are a first round."""
+                  precision: str, spec: InputSpec | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and uint8 targets (255 ignored) of a same-size batch of full-resolution items. The input
+    follows `spec` (default: the task's contract of checkpoints without one); a `spec.prev_mask` model gets zeros in
+    its previous-mask channel: the items' clicks are a first round."""
     batch = collate([CropItem(i.image, i.target(), i.pos, i.neg) for i in items], task)
-    x = batch_input(batch, device, prev_mask=prev_mask)
+    x = batch_input(batch, device, spec or InputSpec(clicks=task == "interactive"))
     with autocast(device, precision):
         logits = model(x)
     return logits.float(), batch["target"].to(device, non_blocking=True)
@@ -77,16 +79,16 @@ class EvalMode:
 def validate_interactive(model: torch.nn.Module, shards: ShardSet, device: torch.device | str, batch_size: int = 8,
                          limit: int | None = None, precision: str = "fp32",
                          on_batch: Callable[[int], None] | None = None, *, check_digest: bool = True,
-                         prev_mask: bool = False) -> dict[str, float]:
+                         spec: InputSpec | None = None) -> dict[str, float]:
     """Mean foreground IoU of (logit > 0) against the object mask, void ignored: the mean over an object's pairs,
     then over objects. Returns `{"iou", "objects", "pairs"}` (`iou` is NaN with no object). `limit` caps images;
     `on_batch(items)` is called after each batch (a progress bar); `check_digest=False` skips the per-sample sha256;
-    `prev_mask`: the model takes the previous-mask channel (`ModelConfig.prev_mask`), fed zeros."""
+    `spec`: the model's input contract (a `--prev-mask` model's channel is fed zeros)."""
     device = torch.device(device)
     per_object: dict[tuple[str, int], list[float]] = {}
     with EvalMode(model), torch.inference_mode():
         for items in _same_size_batches(eval_items(shards, "interactive", limit, check_digest), batch_size):
-            logits, target = forward_items(model, items, "interactive", device, precision, prev_mask)
+            logits, target = forward_items(model, items, "interactive", device, precision, spec)
             ious = foreground_iou(logits[:, 0] > 0, target == 1, target == VOID).tolist()
             for item, iou in zip(items, ious, strict=True):
                 per_object.setdefault((item.key, item.object_id), []).append(iou)
@@ -101,15 +103,23 @@ def validate_interactive(model: torch.nn.Module, shards: ShardSet, device: torch
 def validate_semantic(model: torch.nn.Module, shards: ShardSet, device: torch.device | str, num_classes: int = 21,
                       batch_size: int = 8, limit: int | None = None, precision: str = "fp32",
                       on_batch: Callable[[int], None] | None = None, *,
-                      check_digest: bool = True) -> ConfusionMatrix:
+                      check_digest: bool = True,
+                      refine: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> ConfusionMatrix:
     """Confusion matrix of argmax predictions against the class maps (255 ignored), summed over all ranks.
-    `on_batch(images)` is called after each batch (a progress bar); `check_digest=False` skips the per-sample sha256."""
+    `on_batch(images)` is called after each batch (a progress bar); `check_digest=False` skips the per-sample sha256;
+    `refine(image, probabilities)` (RGB uint8 (H, W, 3), softmax (C, H, W)) replaces the argmax with its label map
+    (a dense CRF: `ifcn-eval miou --crf`)."""
     device = torch.device(device)
     matrix = ConfusionMatrix(num_classes, device)
     with EvalMode(model), torch.inference_mode():
         for items in _same_size_batches(eval_items(shards, "semantic", limit, check_digest), batch_size):
             logits, target = forward_items(model, items, "semantic", device, precision)
-            matrix.update(logits.argmax(1), target)
+            if refine is None:
+                pred = logits.argmax(1)
+            else:
+                probs = logits.softmax(1).cpu().numpy()
+                pred = torch.from_numpy(np.stack([refine(i.image, p) for i, p in zip(items, probs, strict=True)]))
+            matrix.update(pred, target)
             if on_batch is not None:
                 on_batch(len(items))
     matrix.all_reduce()

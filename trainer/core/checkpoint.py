@@ -1,6 +1,7 @@
 """Checkpoints: written atomically, loaded without unpickling arbitrary objects (`weights_only=True`).
 
-A checkpoint is a dict of tensors and plain Python values: `model_config` (a `ModelConfig` as a dict), `task`
+A checkpoint is a dict of tensors and plain Python values: `model_config` (a `ModelConfig` as a dict, with the
+model's `InputSpec` under `input_spec`; checkpoints written before it read as `InputSpec.legacy`), `task`
 (`interactive` or `semantic`), `model` (state dict) and, for training runs, progress and provenance; `last.pt` adds
 the optimizer/scheduler/scaler/RNG states a resume needs (see `run_state.py`).
 """
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from ifcn.disk import disk_full_guard
 from ifcn.io import atomic_write_bytes
+from ifcn.trainer.core.input_spec import InputSpec
 from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.models.transfer import TransferReport, transfer_weights
 from ifcn.trainer.models.weights import safe_load
@@ -48,22 +50,72 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return state
 
 
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelConfig, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes, load its weights, and return (model in eval mode, config, state)."""
+def checkpoint_model_config(config: ModelConfig, spec: InputSpec) -> dict[str, Any]:
+    """What a checkpoint stores under `model_config`: the model's configuration and its input contract."""
+    if spec.channels != config.in_channels:
+        raise ValueError(f"the input contract has {spec.channels} channels but the model takes {config.in_channels}")
+    return {**config.to_dict(), "input_spec": spec.to_dict()}
+
+
+def read_model_config(state: dict[str, Any]) -> tuple[ModelConfig, InputSpec]:
+    """The (model configuration, input contract) of a loaded checkpoint; the contract of a checkpoint written before
+    `InputSpec` existed is `InputSpec.legacy` (the values every model had then)."""
+    stored = dict(state["model_config"])
+    spec_dict = stored.pop("input_spec", None)
+    config = ModelConfig.from_dict({**stored, "weights": "none"})
+    spec = InputSpec.from_dict(spec_dict) if spec_dict is not None else InputSpec.legacy(config.in_channels)
+    if spec.channels != config.in_channels:
+        raise ValueError(f"its input contract has {spec.channels} channels but its model takes {config.in_channels}")
+    return config, spec
+
+
+class LoadedModel(NamedTuple):
+    """A checkpoint's model (in eval mode), its configuration and input contract, and the whole stored state."""
+
+    model: torch.nn.Module
+    config: ModelConfig
+    spec: InputSpec
+    state: dict[str, Any]
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model a checkpoint describes and load its weights."""
     from ifcn.trainer.models import build_model
 
     state = load_checkpoint(path, map_location=device)
-    config = ModelConfig.from_dict({**state["model_config"], "weights": "none"})
+    try:
+        config, spec = read_model_config(state)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: a damaged model_config ({e}); pass {WRITTEN_BY}") from None
     model = build_model(config)
     model.load_state_dict(state["model"])
-    return model.to(device).eval(), config, state
+    return LoadedModel(model.to(device).eval(), config, spec, state)
+
+
+#: Which checkpoint task each `ifcn-eval` command needs, and the commands to use instead.
+_TASK_OF = {"noc": "interactive", "iou": "interactive", "miou": "semantic", "demo": "interactive",
+            "predict": "semantic"}
+_OTHER = {"interactive": "`ifcn-eval noc` or `ifcn-eval iou`, or click on images with `ifcn-eval demo` or "
+                         "`ifcn.Predictor.predict(image, clicks)`",
+          "semantic": "`ifcn-eval miou`, or segment images with `ifcn-eval predict`"}
+
+
+def load_for(command: str, checkpoint: Path, device: torch.device) -> LoadedModel:
+    """Load a checkpoint's model for the `ifcn-eval` command `command`, refusing one trained for the other task."""
+    loaded = load_model(Path(checkpoint), device)
+    want, got = _TASK_OF[command], loaded.state.get("task")
+    if got != want:
+        raise ValueError(f"{checkpoint}: a checkpoint of task {got!r}, but `ifcn-eval {command}` needs task "
+                         f"{want!r}; use it with {_OTHER.get(got, 'the command for its task')}, or pass "
+                         "another --checkpoint")
+    return loaded
 
 
 def init_from_checkpoint(model: torch.nn.Module, config: ModelConfig, path: Path) -> TransferReport:
     """Start `model` (built from `config`) from the weights of the checkpoint at `path` (`--init-from`), by the rules
     of `models/transfer.py`. A checkpoint of another architecture is refused with the flags that would match it."""
     state = load_checkpoint(path)
-    source = ModelConfig.from_dict({**state["model_config"], "weights": "none"})
+    source, _ = read_model_config(state)
     try:
         return transfer_weights(model, state["model"], config.first_layer_init)
     except ValueError as e:

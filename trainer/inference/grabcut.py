@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.core.clicks import Click
 
 RADIUS = 5
 ITERATIONS = 5

@@ -1,7 +1,9 @@
-"""Click distance channels (spec §3), computed from padded click coordinates on the device that trains or predicts.
+"""Click channels (spec §3), computed from padded click coordinates on the device that trains or predicts.
 
-One definition: the Euclidean distance (in input pixels) from each pixel to the nearest valid click of the sample,
-clipped at 255 and divided by 255; no valid click gives 1.0 everywhere. Every formulation below computes the same
+Both encodings of an `InputSpec` start from the squared Euclidean distance (in input pixels) from each pixel to the
+nearest valid click of the sample: `distance` clips it at `clip` (255) and divides by it (no valid click gives 1.0
+everywhere); `disk` is 1.0 within `disk_radius` of a click, else 0.0 (no click: 0.0). Every formulation below
+computes the same
 float32 squared distances, `(y - cy)² + (x - cx)²`, takes their minimum (exact), clips at 255² and takes the square
 root, so they agree bit for bit (a test checks it); they differ only in cost:
 
@@ -25,8 +27,10 @@ import numpy as np
 import torch
 
 from ifcn.distance import edt
+from ifcn.trainer.core.input_spec import InputSpec
 
-CLIP = 255.0
+#: The default spec (interactive, distance maps clipped at 255).
+DEFAULT_SPEC = InputSpec()
 #: Above this many valid clicks (on the pixel grid) a CPU map is rasterised and OpenCV's exact transform runs: at 384²
 #: on one core it costs about as much as this many running-minimum steps (`python -m bench.bench_loader --maps-only`).
 EDT_CLICKS = 48
@@ -118,14 +122,18 @@ def capturing_graph() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
-def _finish(squared: torch.Tensor) -> torch.Tensor:
-    """Squared distances -> distance clipped at CLIP, divided by CLIP (in place)."""
-    return squared.clamp_(max=CLIP * CLIP).sqrt_().div_(CLIP)
+def _finish(squared: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """Squared distances -> the spec's encoding (in place): distance clipped at `clip` / `clip`, or 0/1 disks."""
+    if spec.click_encoding == "disk":
+        return squared.copy_(squared <= spec.disk_radius ** 2)
+    return squared.clamp_(max=spec.clip * spec.clip).sqrt_().div_(spec.clip)
 
 
 def distance_maps(clicks: torch.Tensor, valid: torch.Tensor, height: int, width: int, *,
-                  out: torch.Tensor | None = None, formulation: str | None = None) -> torch.Tensor:
-    """Distance from every pixel to the nearest valid click, clipped at 255 and divided by 255.
+                  out: torch.Tensor | None = None, formulation: str | None = None,
+                  spec: InputSpec = DEFAULT_SPEC) -> torch.Tensor:
+    """The click channel of `spec`'s encoding: by default the distance from every pixel to the nearest valid click,
+    clipped at 255 and divided by 255 (disks: 1.0 within the radius of a click).
 
     clicks: (B, K, 2) float or int (y, x) in pixels of the network input; valid: (B, K) bool, False for padding.
     Returns (B, 1, H, W) float32 on the clicks' device; a sample with no valid click gets 1.0 everywhere ("far
@@ -134,24 +142,25 @@ def distance_maps(clicks: torch.Tensor, valid: torch.Tensor, height: int, width:
     `dense`, the CPU `per_sample` and other devices `chunked`.
     """
     if formulation is None and capturing_graph():
-        maps = _finish(dense_squared(clicks, valid, height, width))
+        maps = _finish(dense_squared(clicks, valid, height, width), spec)
         return maps if out is None else out.copy_(maps)
     if formulation is None:
         formulation = "per_sample" if clicks.device.type == "cpu" else "chunked"
     if out is None:
         out = torch.empty(valid.shape[0], 1, height, width, device=clicks.device)
     FORMULATIONS[formulation](clicks, valid, out)
-    return _finish(out)
+    return _finish(out, spec)
 
 
 def interaction_channels(pos: torch.Tensor, pos_valid: torch.Tensor, neg: torch.Tensor, neg_valid: torch.Tensor,
-                         height: int, width: int, *, out: torch.Tensor | None = None) -> torch.Tensor:
-    """The two extra input channels, positive then negative: (B, 2, H, W), written into `out` when given."""
+                         height: int, width: int, *, out: torch.Tensor | None = None,
+                         spec: InputSpec = DEFAULT_SPEC) -> torch.Tensor:
+    """The two click channels of `spec`, positive then negative: (B, 2, H, W), written into `out` when given."""
     if out is None:
         if capturing_graph():
-            return torch.cat([distance_maps(pos, pos_valid, height, width),
-                              distance_maps(neg, neg_valid, height, width)], 1)
+            return torch.cat([distance_maps(pos, pos_valid, height, width, spec=spec),
+                              distance_maps(neg, neg_valid, height, width, spec=spec)], 1)
         out = torch.empty(pos_valid.shape[0], 2, height, width, device=pos.device)
-    distance_maps(pos, pos_valid, height, width, out=out[:, 0:1])
-    distance_maps(neg, neg_valid, height, width, out=out[:, 1:2])
+    distance_maps(pos, pos_valid, height, width, out=out[:, 0:1], spec=spec)
+    distance_maps(neg, neg_valid, height, width, out=out[:, 1:2], spec=spec)
     return out

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ifcn.shards.records import VOID
-from ifcn.trainer.distributed import all_reduce_sum
+from ifcn.labels import VOID
+from ifcn.trainer.core.device import all_reduce_sum
 
 
 @dataclass(frozen=True)

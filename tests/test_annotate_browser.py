@@ -1,0 +1,253 @@
+"""The annotation page in headless Chromium (Debian's chromium + chromium-driver) against `ifcn-eval annotate` run as
+users run it. Two tests, kept few on purpose: a whole session (two objects with different labels, a brush fix,
+finished, the server killed with SIGKILL and restarted, the page reloaded, both still there, the export equal to what
+the API reports) and the view and keyboard (zoom, pan, fit, shortcuts, the busy sign, the offline /docs page).
+
+`IFCN_ANNOTATE_SCREENSHOT=docs/annotate.png` saves the page's screenshot there (the README's picture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ifcn.trainer.annotate.export import export_project
+from ifcn.trainer.annotate.store import AnnotatedObject
+from tests.annotate_data import png_mask
+from tests.demo_data import make_demo_checkpoint, write_images
+from tests.ports import free_port
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+if not (CHROMIUM and CHROMEDRIVER):
+    if os.environ.get("CI"):
+        pytest.fail("the browser tests need Debian's chromium and chromium-driver (.ci/run installs them)",
+                    pytrace=False)
+    pytest.skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver)",
+                allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+SIZE = (180, 240)
+TIMEOUT = 60
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+class Server:
+    """`ifcn-eval annotate` as a child process on a fixed port; `start` again after `kill` reopens the project."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = root, free_port()
+        self.checkpoint = make_demo_checkpoint(root / "fixed.pt")
+        self.images = write_images(root / "images", 3, SIZE)
+        self.out = root / "project"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.root / "server.log", "a")  # noqa: SIM115 (the child keeps it; closed with the test's files)
+        command = [str(Path(sys.executable).with_name("ifcn-eval")), "annotate", "--checkpoint", str(self.checkpoint),
+                   "--images", str(self.images), "--out", str(self.out), "--port", str(self.port), "--device", "cpu"]
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                _get(self.url + "/api/project")
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the annotation server did not start: {(self.root / 'server.log').read_text()}")
+                time.sleep(0.3)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def api(self, path: str) -> object:
+        return json.loads(_get(self.url + path))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for both tests (the whole-session test kills and restarts it): its start-up is most of the time."""
+    running = Server(tmp_path_factory.mktemp("annotate_browser"))
+    running.start()
+    yield running
+    if running.process.poll() is None:
+        running.process.terminate()
+        running.process.wait(timeout=30)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Callable[[], WebDriver]]:
+    drivers: list[WebDriver] = []
+
+    def start() -> WebDriver:
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1100,760", f"--user-data-dir={tmp_path / f'profile-{len(drivers)}'}"):
+            options.add_argument(flag)
+        drivers.append(webdriver.Chrome(options=options, service=Service(CHROMEDRIVER)))
+        return drivers[-1]
+
+    yield start
+    for driver in drivers:
+        driver.quit()
+
+
+def _js(driver: WebDriver, expression: str) -> object:
+    return driver.execute_script(f"return {expression};")
+
+
+def _wait(driver: WebDriver, condition: str) -> None:
+    """Wait until the JavaScript `condition` holds and no request is in flight."""
+    WebDriverWait(driver, TIMEOUT).until(lambda d: _js(d, f"annotate.inflight === 0 && ({condition})"))
+
+
+def _point(driver: WebDriver, x: float, y: float) -> ActionChains:
+    """An action chain with the pointer over image pixel (x, y), wherever the view puts it."""
+    canvas = driver.find_element(By.ID, "canvas")
+    sx, sy = _js(driver, f"annotate.toScreen({x + 0.5}, {y + 0.5})")
+    rect = canvas.rect
+    return ActionChains(driver).move_to_element_with_offset(canvas, round(sx - rect["width"] / 2),
+                                                            round(sy - rect["height"] / 2))
+
+
+def _keys(driver: WebDriver, *keys: str) -> None:
+    ActionChains(driver).send_keys(*keys).perform()
+
+
+def _open(driver: WebDriver, server: Server) -> None:
+    driver.get(server.url + "/")
+    _wait(driver, "annotate.draft !== null && annotate.image !== null && document.getElementById('canvas')"
+                  ".dataset.state === 'ready'")
+
+
+def test_whole_session_survives_kill_and_reload_and_exports_what_the_api_reports(
+        server: Server, browser: Callable[[], WebDriver], tmp_path: Path) -> None:  # runs first: a fresh project
+    driver = browser()
+    _open(driver, server)
+    image = _js(driver, "annotate.name")
+    _point(driver, 120, 90).click().perform()  # the ellipse in the middle
+    _wait(driver, "annotate.draft.clicks.length === 1")
+    _keys(driver, "2")  # label 2: bicycle
+    _wait(driver, "annotate.draft.label === 'bicycle'")
+    _keys(driver, "b")  # brush on: paint a band along the top
+    _point(driver, 20, 12).click_and_hold().perform()
+    _point(driver, 100, 12).release().perform()
+    _wait(driver, "annotate.draft.actions === 2")
+    _keys(driver, "b", Keys.SPACE)
+    _wait(driver, "annotate.objects.length === 1")
+    _keys(driver, "3")  # bird
+    _point(driver, 215, 165).click().perform()
+    _wait(driver, "annotate.draft.clicks.length === 1 && annotate.draft.label === 'bird'")
+    _keys(driver, Keys.SPACE)
+    _wait(driver, "annotate.objects.length === 2")
+
+    server.kill()  # SIGKILL: every finished object must already be on disk, whole
+    files = sorted((server.out / "objects" / image).glob("*.json"))
+    saved = [AnnotatedObject.from_json(json.loads(p.read_text())) for p in files]
+    assert sorted(o.label for o in saved) == ["bicycle", "bird"] and all(o.mask.shape == SIZE for o in saved)
+    brushed = next(o for o in saved if o.label == "bicycle")
+    assert brushed.mask[12, 20:101].all()  # the brush fix is in the saved mask
+    server.start()
+    driver.refresh()
+    _wait(driver, "annotate.objects.length === 2")
+    assert [o["label"] for o in server.api(f"/api/images/{image}/objects")] == ["bicycle", "bird"]
+    assert "0 / 3 images done" in driver.find_element(By.ID, "progress").text
+
+    _keys(driver, Keys.TAB)  # select the first object, zoom in a little: the README's picture
+    ActionChains(driver).scroll_from_origin(ScrollOrigin.from_element(driver.find_element(By.ID, "canvas")),
+                                            0, -40).perform()
+    shot = tmp_path / "annotate.png"
+    assert driver.save_screenshot(str(shot))
+    if os.environ.get("IFCN_ANNOTATE_SCREENSHOT"):
+        shutil.copyfile(shot, os.environ["IFCN_ANNOTATE_SCREENSHOT"])
+
+    summary = export_project(server.out, tmp_path / "export")
+    assert (summary.images, summary.objects) == (1, 2)
+    listed = server.api(f"/api/images/{image}/objects")
+    shown = np.zeros(SIZE, np.uint8)
+    for i, obj in enumerate(listed, 1):
+        shown[png_mask(_get(f"{server.url}/api/images/{image}/objects/{obj['id']}/mask.png"))] = i
+    stem = Path(image).stem
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "export/VOC2012/SegmentationObject" / f"{stem}.png")), shown)
+    classes = np.asarray(Image.open(tmp_path / "export/VOC2012/SegmentationClass" / f"{stem}.png"))
+    assert set(np.unique(classes[shown == 1])) == {2} and set(np.unique(classes[shown == 2])) == {3}
+    coco = json.loads((tmp_path / "export/annotations/instances_train.json").read_text())
+    assert [a["category_id"] for a in coco["annotations"]] == [2, 3]
+    assert [a["area"] for a in coco["annotations"]] == [int((shown == 1).sum()), int((shown == 2).sum())]
+
+
+def test_view_shortcuts_busy_sign_and_offline_docs(server: Server, browser: Callable[[], WebDriver]) -> None:
+    driver = browser()
+    _open(driver, server)
+    canvas = driver.find_element(By.ID, "canvas")
+    view = lambda: [float(canvas.get_attribute(f"data-{k}")) for k in ("scale", "ox", "oy")]  # noqa: E731
+    fitted = view()
+    ActionChains(driver).scroll_from_origin(ScrollOrigin.from_element(canvas), 0, -300).perform()
+    WebDriverWait(driver, TIMEOUT).until(lambda d: view()[0] > fitted[0] * 1.3)  # wheel: zoomed in
+    zoomed = view()
+    ActionChains(driver).move_to_element(canvas).click_and_hold().move_by_offset(60, 40).release().perform()
+    panned = view()
+    assert panned[1] == pytest.approx(zoomed[1] + 60, abs=2) and panned[2] == pytest.approx(zoomed[2] + 40, abs=2)
+    assert _js(driver, "annotate.draft.clicks.length + annotate.pending.length") == 0  # a drag is no click
+    _keys(driver, "f")
+    assert view() == pytest.approx(fitted)
+
+    objects = _js(driver, "annotate.objects.length")
+    busy_before = _js(driver, "annotate.busyShown")
+    _point(driver, 120, 90).click().perform()
+    assert _js(driver, "Number(document.getElementById('canvas').dataset.markers)") == 1  # drawn at once
+    assert _js(driver, "annotate.busyShown") > busy_before  # the busy sign was shown for it
+    _wait(driver, "annotate.draft.clicks.length === 1")
+    assert driver.find_element(By.ID, "busy").get_attribute("hidden") is not None  # and hidden after
+    _point(driver, 10, 10).context_click().perform()
+    _wait(driver, "annotate.draft.clicks.length === 2 && !annotate.draft.clicks[1].positive")
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    _wait(driver, "annotate.draft.clicks.length === 1 && annotate.draft.can_redo")
+    ActionChains(driver).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("z").key_up(Keys.SHIFT) \
+        .key_up(Keys.CONTROL).perform()
+    _wait(driver, "annotate.draft.clicks.length === 2")
+    _keys(driver, "r")
+    _wait(driver, "annotate.draft.clicks.length === 0")
+    _point(driver, 120, 90).click().perform()
+    _wait(driver, "annotate.draft.clicks.length === 1")
+    _keys(driver, Keys.SPACE)
+    _wait(driver, f"annotate.objects.length === {objects + 1}")
+    _keys(driver, Keys.TAB, "4")  # select the first object, relabel it: boat
+    _wait(driver, "annotate.selected === 0 && annotate.objects[0].label === 'boat'")
+    first = _js(driver, "annotate.name")
+    _keys(driver, "d")
+    WebDriverWait(driver, TIMEOUT).until(lambda d: "1 / 3 images done" in d.find_element(By.ID, "progress").text)
+    _keys(driver, "n")
+    _wait(driver, f"annotate.name !== {json.dumps(first)} && annotate.objects.length === 0")
+    _keys(driver, "p")
+    _wait(driver, f"annotate.name === {json.dumps(first)} && annotate.objects.length === {objects + 1}")
+
+    driver.get(server.url + "/docs")  # Swagger UI from the package's own files (this machine has no internet)
+    WebDriverWait(driver, TIMEOUT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))

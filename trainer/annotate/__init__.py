@@ -1,0 +1,1 @@
+"""`ifcn-eval annotate`: the interactive model as an annotation tool (project folder, labels, VOC/COCO export)."""
