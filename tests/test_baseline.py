@@ -30,11 +30,11 @@ class Nothing:
 
 
 def test_the_seed_is_a_box_around_the_positives_with_sure_disks() -> None:
-    mask = click_seed_mask((100, 100), [Click(True, 20, 30), Click(False, 25, 35)], radius=2, margin=0.1)
+    mask = click_seed_mask((100, 100), [Click(20, 30, True), Click(25, 35, False)], radius=2, margin=0.1)
     assert mask[20, 30] == cv2.GC_FGD and mask[25, 35] == cv2.GC_BGD  # the clicks' disks are sure
     assert mask[10, 20] == mask[30, 40] == cv2.GC_PR_FGD  # the box grown by 10 px on every side is probable
     assert mask[9, 30] == mask[20, 41] == mask[90, 90] == cv2.GC_BGD  # beyond it, sure background
-    assert (click_seed_mask((8, 8), [Click(False, 3, 3)]) == cv2.GC_BGD).all()  # no positive click: no object
+    assert (click_seed_mask((8, 8), [Click(3, 3, False)]) == cv2.GC_BGD).all()  # no positive click: no object
 
 
 def test_grabcut_baseline_runs_without_a_model_and_beats_nothing_at_all(tmp_path: Path) -> None:
