@@ -181,7 +181,8 @@ def verify(shards: str) -> None:
 
 @main.command()
 @click.argument("shards")
-@click.option("--key", default=None, help="Sample to draw [default: the first sample of the first shard].")
+@click.option("--key", default=None, help="Sample to draw, by its shard key or its name in the dataset "
+              "[default: the first sample of the first shard].")
 @click.option("--object", "object_id", type=click.IntRange(1, MAX_OBJECT_ID), default=None,
               help="Object id [default: the first with clicks].")
 @click.option("--pair", type=click.IntRange(min=0), default=0, show_default=True, help="Click pair to draw.")

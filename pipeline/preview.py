@@ -34,13 +34,13 @@ class View:
 
 
 def find_sample(shards: str | Path | ShardSet, key: str | None = None) -> Sample:
-    """The sample `key` of a shard set (folder, manifest or pattern, or one resolved already); without a key, the
-    first sample of all."""
+    """The sample `key` (its shard key or its name in the dataset) of a shard set (folder, manifest or pattern, or
+    one resolved already); without a key, the first sample of all."""
     shard_set = shards if isinstance(shards, ShardSet) else resolve_shards(shards)
     shards = shard_set.where if isinstance(shards, ShardSet) else shards
     for location in shard_set.locations:
         for sample in read_shard(location):
-            if key is None or sample.key == key:
+            if key is None or key in (sample.key, sample.clicks.name):
                 return sample
     if key is None:
         raise ValueError(f"{shards}: the shards hold no sample")
@@ -80,7 +80,7 @@ def draw_sample(sample: Sample, png: Path, object_id: int | None = None, pair: i
     ax.set_ylim(height - 0.5, -0.5)
     ax.set_axis_off()
     if obj is None:
-        view = View(sample.key, None, None, None, f"{sample.key} · no object with clicks")
+        view = View(sample.key, None, None, None, f"{sample.clicks.name} · no object with clicks")
     else:
         mask = (sample.object_map() == obj.id).astype(np.float32)
         ax.contour(mask, levels=[0.5], colors="yellow", linewidths=1.5)
@@ -89,7 +89,7 @@ def draw_sample(sample: Sample, png: Path, object_id: int | None = None, pair: i
             if points:
                 ys, xs = zip(*points, strict=True)
                 ax.scatter(xs, ys, s=60, c=colour, edgecolors="black", linewidths=1.0, zorder=3)
-        title = (f"{sample.key} · object {obj.id} (class {obj.cls}, {obj.area} px)"
+        title = (f"{sample.clicks.name} · object {obj.id} (class {obj.cls}, {obj.area} px)"
                  f" · pair {pair} (0..{len(obj.pairs) - 1})"
                  f" · strategy {chosen.strategy} ({STRATEGY_NAMES.get(chosen.strategy, '?')})")
         view = View(sample.key, obj.id, pair, chosen.strategy, title)

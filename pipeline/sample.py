@@ -13,5 +13,5 @@ from ifcn.shards.records import Sample, encode_mask
 def make_sample(image: SourceImage, config: ClickConfig, seed: int) -> Sample:
     """Sample the clicks of every object of `image` and pack the shard record; the image is never re-encoded."""
     rng = image_rng(seed, image.key)
-    clicks = sample_image_clicks(image.key, image.object_map, image.class_map, config, rng)
+    clicks = sample_image_clicks(image.key, image.object_map, image.class_map, config, rng, name=image.name)
     return Sample(image.key, image.image, encode_mask(image.class_map), encode_mask(image.object_map), clicks)

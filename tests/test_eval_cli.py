@@ -68,7 +68,7 @@ def test_noc_writes_every_output_and_batched_logs_equal_one_at_a_time(inputs: di
     lines = (tmp_path / "batched" / "objects.jsonl").read_text().splitlines()
     assert len(lines) == 8
     first = json.loads(lines[0])
-    assert set(first) == {"key", "object_id", "class", "area", "clicks", "ious"}
+    assert set(first) == {"key", "name", "object_id", "class", "area", "clicks", "ious"}
     assert len(first["clicks"]) == 3 and len(first["ious"]) == 3 and first["clicks"][0][0] == "+"
     assert (tmp_path / "batched" / "miou_curve.png").read_bytes().startswith(PNG)
 

@@ -88,20 +88,27 @@ class SkippedObject:
 
 @dataclass(frozen=True)
 class ImageClicks:
-    """Everything sampled for one image: its size, its kept objects and its skipped objects."""
+    """Everything sampled for one image: its size, its kept objects and its skipped objects. `name` is the image's
+    name in its dataset (a file stem, a split-file id, a COCO file name), shown to users; `key` is its shard key
+    (`ifcn.keys`). Without a name (shards written before names were kept) the name is the key."""
 
     key: str
     height: int
     width: int
     objects: tuple[ObjectClicks, ...]
     skipped: tuple[SkippedObject, ...] = ()
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.key)
 
     @property
     def num_pairs(self) -> int:
         return sum(len(o.pairs) for o in self.objects)
 
     def to_json_bytes(self) -> bytes:
-        payload = {"key": self.key, "height": self.height, "width": self.width,
+        payload = {"key": self.key, "name": self.name, "height": self.height, "width": self.width,
                    "objects": [o.to_json() for o in self.objects], "skipped": [s.to_json() for s in self.skipped]}
         return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
@@ -111,7 +118,7 @@ class ImageClicks:
         d = json.loads(data)
         clicks = cls(str(d["key"]), int(d["height"]), int(d["width"]),
                      tuple(ObjectClicks.from_json(o) for o in d["objects"]),
-                     tuple(SkippedObject.from_json(s) for s in d.get("skipped", ())))
+                     tuple(SkippedObject.from_json(s) for s in d.get("skipped", ())), str(d.get("name", "")))
         for obj in clicks.objects:
             for pair in obj.pairs:
                 outside = [p for p in (*pair.pos, *pair.neg)

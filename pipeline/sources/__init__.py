@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ifcn.errors import InputError
+from ifcn.keys import check_unique_keys
 from ifcn.labels import VOID
 
 if TYPE_CHECKING:
@@ -46,12 +47,18 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class ImageRef:
-    """One image of a listed split: its key, what `load` needs besides the root (source-specific, small and
-    picklable: it travels in the shard task) and the problem found while listing (the image is then never loaded)."""
+    """One image of a listed split: its shard key, what `load` needs besides the root (source-specific, small and
+    picklable: it travels in the shard task), the problem found while listing (the image is then never loaded) and
+    its name in the dataset (the key when not given)."""
 
     key: str
     data: Any = None
     problem: InputError | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.key)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,12 @@ class Listing:
     annotation_file: str = ""
     annotation_sha256: str = ""
 
+    def __post_init__(self) -> None:
+        clash = check_unique_keys((r.key, r.name) for r in self.refs)
+        if clash:
+            raise InputError(self.root, f"{clash}, so their samples could not be told apart",
+                             "rename one of the two images", kind="duplicate_id")
+
     @property
     def keys(self) -> list[str]:
         return [r.key for r in self.refs]
@@ -79,14 +92,20 @@ class Listing:
 @dataclass(frozen=True, eq=False)
 class SourceImage:
     """One image as every source gives it: the bytes a shard stores (JPEG or PNG), H×W uint8 object and class maps
-    (read-only shared data: copy to change them), and the files they were read from (recorded with the shard, so
-    that a rerun notices when one changes; a source's one annotation file is part of the job instead)."""
+    (read-only shared data: copy to change them), the files they were read from (recorded with the shard, so that a
+    rerun notices when one changes; a source's one annotation file is part of the job instead), and `name` as in
+    `ImageRef`."""
 
     key: str
     image: bytes
     object_map: np.ndarray
     class_map: np.ndarray
     files: tuple[Path, ...] = ()
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.key)
 
     @property
     def height(self) -> int:

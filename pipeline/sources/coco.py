@@ -5,7 +5,8 @@ Studio and others export it). `--coco-images DIR --coco-json FILE`; the split is
 Segmentations are polygons or RLE (compressed or not), decoded with `pycocotools`. Objects are painted largest first,
 so a smaller object lying on a larger one stays visible; their ids 1..N follow that order. `iscrowd` regions become
 ignore (255) where no object covers them. The class map holds the category ids, which therefore must lie within
-1..254 (COCO's own are 1..90); the clicks JSON keeps them as each object's class. A sample's key is the image id.
+1..254 (COCO's own are 1..90); the clicks JSON keeps them as each object's class. A sample's key is the image id
+(always a safe key); its name, kept in the clicks JSON, is the image's `file_name` (which may hold spaces or folders).
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class CocoSource:
                              tuple(annotations[image_id]))
             problem = None if info.file_name in present else missing_file(root / info.file_name, key, RESTORE,
                                                                           f" listed in {path.name}")
-            refs.append(ImageRef(key, info, problem))
+            refs.append(ImageRef(key, info, problem, info.file_name))
         if not refs:
             raise InputError(path, "lists no image", FIX_JSON, kind="empty_split")
         return Listing(root, split, tuple(refs), annotation_file=str(path), annotation_sha256=sha256)
@@ -220,7 +221,7 @@ class CocoSource:
         for object_id, (ann, mask) in enumerate(objects, 1):
             object_map[mask] = object_id
             class_map[mask] = ann.category
-        return SourceImage(ref.key, image.data, object_map, class_map, (image_path,))
+        return SourceImage(ref.key, image.data, object_map, class_map, (image_path,), ref.name)
 
     def write_synthetic(self, folder: Path, config: SynthConfig) -> None:
         """COCO's folders (`train2017/`, `val2017/`, `annotations/instances_*2017.json`): JPEG and some PNG images,

@@ -25,8 +25,8 @@ from ifcn.errors import InputError
 from ifcn.labels import VOID
 from ifcn.shards.records import FIELD_JPEG, FIELD_PNG, image_field
 
-#: Characters a key must not contain: a dot splits webdataset keys, slashes make folders, spaces break list files.
-_BAD_KEY_CHARS = re.compile(r"[./\\\s]")
+#: Characters an id of a list file must not contain: it names a file inside the layout's folders.
+_PATH_SEPARATORS = re.compile(r"[/\\]")
 #: The end-of-image marker must lie near the end of a complete JPEG (a few trailing padding bytes are tolerated).
 _EOI, _EOI_WINDOW = b"\xff\xd9", 1024
 #: File name endings of the images a folder-based source (GrabCut, Berkeley, DAVIS) lists; other files are ignored.
@@ -42,13 +42,14 @@ class StoredImage:
     width: int
 
 
-def key_problem(key: str) -> str | None:
-    """Why `key` cannot be a sample key (a shard member name and a line of a list file), or None when it can."""
-    bad = _BAD_KEY_CHARS.search(key)
+def id_problem(name: str) -> str | None:
+    """Why `name`, a line of a list file, cannot be an image id, or None when it can. Spaces, dots and any other
+    printable character are fine (`ifcn.keys` makes the shard key); a path separator would name another folder and
+    an invisible character is almost always a copy-and-paste accident."""
+    bad = _PATH_SEPARATORS.search(name)
     if bad:
-        return f"contains {bad.group()!r}, which breaks shard keys (webdataset groups a sample's files by the name " \
-               "before the first dot)"
-    if not key.isprintable():
+        return f"contains {bad.group()!r}: an id names a file inside the layout's folders, not a path"
+    if not name.isprintable():
         return "contains an invisible or control character"
     return None
 
@@ -71,7 +72,7 @@ def read_id_list(file: Path, fix: str, example: str = "2008_000123") -> list[str
         key = line.strip()
         if not key:
             continue
-        problem = key_problem(key)
+        problem = id_problem(key)
         if problem:
             raise InputError(file, f"line {lineno}: id {key!r} {problem}",
                              f"write bare image ids, without folder or extension, one per line, e.g. {example}",

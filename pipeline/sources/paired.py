@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from ifcn.errors import InputError
+from ifcn.keys import name_to_key
 from ifcn.pipeline.sources import ImageRef, Listing, SourceImage, SourceSpec, classless_map
 from ifcn.pipeline.sources.files import (
     IMAGE_SUFFIXES,
     check_size,
     find_by_stem,
-    key_problem,
     list_files,
     read_image,
     read_mask_levels,
@@ -37,7 +37,8 @@ SynthWriter = Callable[[Path, Path, str, SynthImage, SynthConfig], None]
 
 @dataclass(frozen=True)
 class PairedFolderSource:
-    """A source of `<root>/<images>/<stem>.<ext>` images and `<root>/<masks>/<stem>.<ext>` one-object masks."""
+    """A source of `<root>/<images>/<stem>.<ext>` images and `<root>/<masks>/<stem>.<ext>` one-object masks; the
+    stem is the image's name, whatever characters it holds (`ifcn.keys` makes the shard key)."""
 
     name: str
     images: str
@@ -79,22 +80,19 @@ class PairedFolderSource:
         return Listing(root, split, tuple(refs), notes)
 
     def _ref(self, root: Path, stem: str, names: list[str], masks: list[str]) -> ImageRef:
-        image = root / self.images / names[0]
+        image, key = root / self.images / names[0], name_to_key(stem)
         problem = None
         if len(names) > 1:
             problem = InputError(image, f"{len(names)} images have the stem {stem!r} ({', '.join(names)}), so a mask "
-                                 "cannot be matched to one", "keep one image per stem", kind="duplicate_id", key=stem)
+                                 "cannot be matched to one", "keep one image per stem", kind="duplicate_id", key=key)
         elif len(masks) > 1:
             problem = InputError(root / self.masks / masks[0], f"{len(masks)} masks have the stem {stem!r} "
-                                 f"({', '.join(masks)})", "keep one mask per image", kind="duplicate_id", key=stem)
-        elif (reason := key_problem(stem)) is not None:
-            problem = InputError(image, f"its file name stem {stem!r} {reason}", "rename the image and its mask",
-                                 kind="bad_id", key=stem)
+                                 f"({', '.join(masks)})", "keep one mask per image", kind="duplicate_id", key=key)
         elif not masks:
             problem = InputError(root / self.masks / f"{stem}{self.mask_suffix}", f"missing mask of image {image} "
                                  "(masks are matched to images by file stem)", self.restore, kind="missing_file",
-                                 key=stem)
-        return ImageRef(stem, (names[0], masks[0] if masks else ""), problem)
+                                 key=key)
+        return ImageRef(key, (names[0], masks[0] if masks else ""), problem, stem)
 
     def load(self, root: Path, ref: ImageRef) -> SourceImage:
         image_name, mask_name = ref.data
@@ -103,7 +101,8 @@ class PairedFolderSource:
         levels = read_mask_levels(mask_path, ref.key, self.restore)
         check_size(image_path, image, mask_path, levels, ref.key, self.restore)
         object_map = self.rule(levels, mask_path, ref.key)
-        return SourceImage(ref.key, image.data, object_map, classless_map(object_map), (image_path, mask_path))
+        return SourceImage(ref.key, image.data, object_map, classless_map(object_map), (image_path, mask_path),
+                           ref.name)
 
     def write_synthetic(self, folder: Path, config: SynthConfig) -> None:
         """Every image of the config (train and val: these layouts have one split), rendered without void, with its

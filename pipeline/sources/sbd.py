@@ -17,6 +17,7 @@ import scipy.io
 import scipy.sparse
 
 from ifcn.errors import InputError
+from ifcn.keys import name_to_key
 from ifcn.pipeline.sources import ImageRef, Listing, SourceImage, SourceSpec
 from ifcn.pipeline.sources.files import (
     check_class_indices,
@@ -98,21 +99,22 @@ class SbdSource:
         ids = read_id_list(root / f"{split}.txt", GET_SBD)
         present = {folder: list_files(root / folder, GET_SBD) for folder in (IMAGES, INSTANCES, CLASSES)}
         refs = []
-        for key in ids:
-            missing = [p for p in mat_paths(root, key) if p.name not in present[p.parent.name]]
+        for name in ids:
+            key = name_to_key(name)
+            missing = [p for p in mat_paths(root, name) if p.name not in present[p.parent.name]]
             problem = missing_file(missing[0], key, RESTORE, f" listed in {split}.txt") if missing else None
-            refs.append(ImageRef(key, problem=problem))
+            refs.append(ImageRef(key, problem=problem, name=name))
         return Listing(root, split, tuple(refs))
 
     def load(self, root: Path, ref: ImageRef) -> SourceImage:
-        image_path, inst_path, cls_path = mat_paths(root, ref.key)
+        image_path, inst_path, cls_path = mat_paths(root, ref.name)
         image = read_image(image_path, ref.key, RESTORE)
         object_map = read_segmentation(inst_path, "GTinst", ref.key)
         class_map = read_segmentation(cls_path, "GTcls", ref.key)
         for path, segmentation in ((inst_path, object_map), (cls_path, class_map)):
             check_size(image_path, image, path, segmentation, ref.key, RESTORE)
         check_class_indices(cls_path, class_map, NUM_CLASSES, ref.key, RESTORE)
-        return SourceImage(ref.key, image.data, object_map, class_map, (image_path, inst_path, cls_path))
+        return SourceImage(ref.key, image.data, object_map, class_map, (image_path, inst_path, cls_path), ref.name)
 
     def write_synthetic(self, folder: Path, config: SynthConfig) -> None:
         """JPEGs, `GTinst`/`GTcls` structs with every field of the release (sparse boundary cells included) and the

@@ -12,6 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from ifcn.errors import InputError
+from ifcn.keys import name_to_key
 from ifcn.palette import save_index_png
 from ifcn.pipeline.sources import ImageRef, Listing, SourceImage, SourceSpec
 from ifcn.pipeline.sources.files import (
@@ -81,20 +82,22 @@ def check_files(root: Path, ids: list[str]) -> list[InputError]:
         missing = [p for p in image_paths(root, key) if p.name not in present[p.parent.name]]
         if missing:
             others = f" (also missing: {', '.join(str(p) for p in missing[1:])})" if missing[1:] else ""
-            errors.append(missing_file(missing[0], key, RESTORE, f" listed in the split{others}"))
+            errors.append(missing_file(missing[0], name_to_key(key), RESTORE, f" listed in the split{others}"))
     return errors
 
 
-def load_voc_image(root: Path, key: str, num_classes: int = NUM_CLASSES) -> SourceImage:
-    """Read and check one image: its stored bytes (fully decoded once), masks as raw indices of its size."""
-    jpg_path, class_path, object_path = image_paths(root, key)
+def load_voc_image(root: Path, name: str, num_classes: int = NUM_CLASSES) -> SourceImage:
+    """Read and check image `name` (an id of a split file): its stored bytes (fully decoded once), masks as raw
+    indices of its size."""
+    key = name_to_key(name)
+    jpg_path, class_path, object_path = image_paths(root, name)
     image = read_image(jpg_path, key, RESTORE)
     class_map = read_index_mask(class_path, key, RESTORE)
     object_map = read_index_mask(object_path, key, RESTORE)
     for path, mask in ((class_path, class_map), (object_path, object_map)):
         check_size(jpg_path, image, path, mask, key, RESTORE)
     check_class_indices(class_path, class_map, num_classes, key, RESTORE)
-    return SourceImage(key, image.data, object_map, class_map, (jpg_path, class_path, object_path))
+    return SourceImage(key, image.data, object_map, class_map, (jpg_path, class_path, object_path), name)
 
 
 def reference_images(split: str) -> int | None:
@@ -123,10 +126,11 @@ class VocSource:
         if expected is not None and len(ids) != expected and not (root / SYNTH_MARKER).exists():  # synthetic: exempt
             notes = (f"warning: {root}: split {split!r} lists {len(ids)} images, VOC 2012 has {expected}; "
                      "this VOC copy may be incomplete",)
-        return Listing(root, split, tuple(ImageRef(k, problem=problems.get(k)) for k in ids), notes)
+        refs = tuple(ImageRef(k, problem=problems.get(k), name=n) for n, k in ((n, name_to_key(n)) for n in ids))
+        return Listing(root, split, refs, notes)
 
     def load(self, root: Path, ref: ImageRef) -> SourceImage:
-        return load_voc_image(root, ref.key)
+        return load_voc_image(root, ref.name)
 
     def write_synthetic(self, folder: Path, config: SynthConfig) -> None:
         """JPEGs, palette PNG masks (VOC colour map, void band) and the three split files; plus the marker file that

@@ -21,6 +21,7 @@ from ifcn.shards.manifest import ShardSet, resolve_shards
 from ifcn.trainer.core.checkpoint import load_for
 from ifcn.trainer.core.device import resolve_device
 from ifcn.trainer.core.precision import check_precision
+from ifcn.trainer.evaluation.baselines import BaselinePredictor
 from ifcn.trainer.evaluation.datasets import resolve_datasets
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
 from ifcn.trainer.evaluation.objects import iter_objects
@@ -45,19 +46,24 @@ from ifcn.trainer.inference.zoom import ZoomIn, ZoomSettings
 from ifcn.trainer.models.config import ModelConfig
 
 
+def _shards_provenance(shards: ShardSet) -> dict[str, Any]:
+    return {"manifest_id": shards.manifest.id if shards.manifest else None, "shards": list(shards.locations)}
+
+
 def _provenance(checkpoint: Path, config: ModelConfig, state: dict[str, Any], shards: ShardSet) -> dict[str, Any]:
     return {"checkpoint": str(checkpoint), "task": state.get("task"), "model_config": config.to_dict(),
-            "checkpoint_manifest_id": state.get("manifest_id"),
-            "manifest_id": shards.manifest.id if shards.manifest else None,
-            "shards": list(shards.locations)}
+            "checkpoint_manifest_id": state.get("manifest_id"), **_shards_provenance(shards)}
 
 
-def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], settings: NocSettings, *,
+def run_noc(checkpoint: Path | None, shards: str | Path | Sequence[str | Path], settings: NocSettings, *,
             device: str = "auto", batch_size: int = 8, limit: int | None = None, precision: str = "fp32",
             out: Path | None = None, label: str | None = None, batch_invariant: bool = False, workers: int = 1,
-            progress: bool = False, check_digest: bool = True, overwrite: bool = False) -> dict[str, Any]:
-    """Evaluate NoC on every object of each dataset (`[NAME=]LOCATION` values, at most `limit` objects each);
-    write the reports into `out` when given.
+            progress: bool = False, check_digest: bool = True, overwrite: bool = False,
+            baseline: str | None = None) -> dict[str, Any]:
+    """Evaluate NoC on every object of each dataset (`[NAME=]LOCATION` values, at most `limit` objects each) with
+    the model of `checkpoint`, or with the no-learning `baseline` (`ifcn.trainer.evaluation.baselines`, on the CPU;
+    give one of the two); write the reports into `out` when given (an earlier report there is refused, or moved
+    aside with `overwrite`).
 
     `batch_invariant` selects convolution kernels whose results do not depend on the batch size (slower), so the
     logs equal those of `batch_size=1` bit for bit. `workers` threads share the clicker and refinement work.
@@ -67,20 +73,36 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
     `out/NAME/`, beside the combined summary, the table and the plot with a curve per dataset. An `out` holding an
     earlier report is refused before any work, or with `overwrite` its files are moved into `out/previous-<time>/`.
     """
+    if (checkpoint is None) == (baseline is None):
+        raise ValueError("give --checkpoint (a trained model) or --baseline (no model), not both or neither")
     datasets = resolve_datasets([shards] if isinstance(shards, str | Path) else shards)
     names = (*REPORT_FILES, *([] if len(datasets) == 1 else [d.name for d in datasets]))
     previous = [] if out is None else earlier_report(Path(out), names, overwrite=overwrite)
-    dev = resolve_device(device)
-    check_precision(precision, dev)
-    model, config, spec, state = load_for("noc", checkpoint, dev)
+    predictor: Predictor | ZoomIn | BaselinePredictor
+    if checkpoint is not None:
+        dev = resolve_device(device)
+        check_precision(precision, dev)
+        model, config, spec, state = load_for("noc", checkpoint, dev)
+        predictor = Predictor(model, "interactive", dev, precision, batch_invariant, spec=spec)
+        if settings.zoom_in:
+            predictor = ZoomIn(predictor, ZoomSettings(target=settings.zoom_in))
+        ckpt = Path(checkpoint)
+        name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
+        default_label = f"{name} {config.name}"
+
+        def provenance(shards: ShardSet) -> dict[str, Any]:
+            return _provenance(ckpt, config, state, shards)
+    else:
+        if settings.zoom_in:
+            raise ValueError("--zoom-in crops a model's input; the --baseline works on the whole image: leave it out")
+        predictor = BaselinePredictor(str(baseline), workers)
+        dev, default_label = predictor.device, f"{baseline} baseline (no model)"
+
+        def provenance(shards: ShardSet) -> dict[str, Any]:
+            return {"baseline": baseline, **_shards_provenance(shards)}
     if previous:
         move_aside(Path(out), previous)
-    predictor = Predictor(model, "interactive", dev, precision, batch_invariant, spec=spec)
-    if settings.zoom_in:
-        predictor = ZoomIn(predictor, ZoomSettings(target=settings.zoom_in))
-    ckpt = Path(checkpoint)
-    name = f"{ckpt.parent.name}/{ckpt.stem}" if ckpt.parent.name else ckpt.stem
-    label = label or (f"{name} {config.name}" + ("" if settings.refine == "none" else f" +{settings.refine}")
+    label = label or (default_label + ("" if settings.refine == "none" else f" +{settings.refine}")
                       + (f" +zoom {settings.zoom_in}" if settings.zoom_in else ""))
     run_settings = {**dataclasses.asdict(settings), "iou_thresholds": list(settings.iou_thresholds),
                     "strict_iou": settings.strict, "batch_size": batch_size, "limit": limit, "device": str(dev),
@@ -96,14 +118,15 @@ def run_noc(checkpoint: Path, shards: str | Path | Sequence[str | Path], setting
                          unit="obj", total=limit, disable=not progress, leave=False))
         summaries[dataset.name] = summary = {
             "command": "noc", "label": label, "dataset": dataset.name,
-            **_provenance(ckpt, config, state, dataset.shards),
+            **provenance(dataset.shards),
             "settings": run_settings, "skipped_objects": dict(skipped),
             **summary_figures(summarize(logs, settings)),
             "total_seconds": time.perf_counter() - start,
         }
         if out is not None:
             write_report(Path(out) if len(datasets) == 1 else Path(out) / dataset.name, summary, logs)
-    combined = {"command": "noc", "label": label, "checkpoint": str(ckpt), "settings": run_settings,
+    combined = {"command": "noc", "label": label, "checkpoint": None if checkpoint is None else str(checkpoint),
+                "baseline": baseline, "settings": run_settings,
                 "datasets": summaries, "dataset_order": list(summaries), "table": noc_table(summaries)}
     if out is not None:
         if len(datasets) == 1:

@@ -18,6 +18,7 @@ from ifcn.shards.remote import read_timeout_option
 from ifcn.trainer.annotate.cli import ANNOTATE_COMMANDS
 from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.core.precision import PRECISIONS
+from ifcn.trainer.evaluation.baselines import BASELINES
 from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.crf_options import crf_options
@@ -58,12 +59,13 @@ SHARDS_HELP = ("Val shards: a folder with manifest.json, a manifest file, a brac
                "an http(s):// or pipe: URL of them.")
 
 
-def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def common_options(command: Callable[..., Any], checkpoint_help: str = "",
+                   required: bool = True) -> Callable[..., Any]:
     """--checkpoint, --device, --batch-size, --precision, --sample-checksums and --read-timeout, shared by every
     model command."""
     options = [
-        click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-                     help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)."),
+        click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=required,
+                     help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)." + checkpoint_help),
         click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "."),
         click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True,
                      help="Most images (objects for noc) per forward pass."),
@@ -84,8 +86,16 @@ def main() -> None:
     """Evaluate interactive (iFCN) and semantic (FCN) checkpoints on shards written by `ifcn-prep sample`."""
 
 
+def _noc_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`noc` takes a checkpoint or a no-learning baseline."""
+    command = click.option("--baseline", type=click.Choice(sorted(BASELINES)), default=None,
+                           help="Evaluate a no-learning baseline instead of a model (no --checkpoint): grabcut = "
+                                "OpenCV GrabCut from the clicks alone, on the CPU.")(command)
+    return common_options(command, " Not with --baseline.", required=False)
+
+
 @main.command()
-@common_options
+@_noc_model_options
 @click.option("--shards", "shards", multiple=True, required=True, metavar="[NAME=]SHARDS",
               help=SHARDS_HELP + " Repeat for several datasets: one table row each, named NAME (e.g. "
                    "grabcut=shards/grabcut), else by the manifest's source, else by the shards' folder.")
@@ -121,10 +131,10 @@ def main() -> None:
               help="Threads for the per-object CPU work (clicker, GrabCut); results do not depend on it. Default: "
                    "the cores available, at most 8.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (batch jobs, logs).")
-def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int, precision: str, max_clicks: int,
-        ious: tuple[float, ...], clicker: str, threshold: float, refine: str, min_area: int, zoom_in: int,
-        limit: int | None, out: Path | None, overwrite: bool, label: str | None, batch_invariant: bool, workers: int,
-        no_progress: bool, sample_checksums: bool) -> None:
+def noc(checkpoint: Path | None, baseline: str | None, shards: tuple[str, ...], device: str, batch_size: int,
+        precision: str, max_clicks: int, ious: tuple[float, ...], clicker: str, threshold: float, refine: str,
+        min_area: int, zoom_in: int, limit: int | None, out: Path | None, overwrite: bool, label: str | None,
+        batch_invariant: bool, workers: int, no_progress: bool, sample_checksums: bool) -> None:
     """Number of clicks to reach each IoU target (spec §6), mIoU after each click, NoF, seconds per click.
 
     Every object (ids 1..254) of every image's object map is evaluated (--min-area restricts; skipped objects are
@@ -135,12 +145,14 @@ def noc(checkpoint: Path, shards: tuple[str, ...], device: str, batch_size: int,
     """
     from ifcn.trainer.evaluation.api import run_noc
 
+    if (checkpoint is None) == (baseline is None):
+        raise click.UsageError("give --checkpoint (a trained model) or --baseline (no model), not both or neither")
     with _user_errors():
         settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area, zoom_in)
         result = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
                          precision=precision, out=out, label=label, batch_invariant=batch_invariant,
                          workers=workers, progress=not no_progress, check_digest=sample_checksums,
-                         overwrite=overwrite)
+                         overwrite=overwrite, baseline=baseline)
     click.echo(f"{result['label']} ({settings.clicker} clicker, threshold {settings.threshold:g}, refine "
                f"{settings.refine})\n")
     click.echo(result["table"])

@@ -105,9 +105,14 @@ class ObjectLog:
     clicks: tuple[Click | None, ...]
     ious: tuple[float, ...]
     seconds: float = field(default=0.0, compare=False)
+    name: str = ""  # the image's name in its dataset; the key when not given
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.key)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "object_id": self.object_id, "class": self.cls, "area": self.area,
+        return {"key": self.key, "name": self.name, "object_id": self.object_id, "class": self.cls, "area": self.area,
                 "clicks": [None if c is None else c.to_json() for c in self.clicks], "ious": list(self.ious)}
 
 
@@ -213,7 +218,8 @@ def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: Noc
         for i in range(n):
             ious[i].append(current[i])
     seconds = (time.perf_counter() - start) / n
-    return [ObjectLog(o.index, o.key, o.object_id, o.cls, o.area, tuple(history[i]), tuple(ious[i]), seconds)
+    return [ObjectLog(o.index, o.key, o.object_id, o.cls, o.area, tuple(history[i]), tuple(ious[i]), seconds,
+                      o.name)
             for i, o in enumerate(objects)]
 
 

@@ -34,6 +34,11 @@ class EvalObject:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     gt: np.ndarray  # (H, W) bool
     ignore: np.ndarray  # (H, W) bool, the void pixels
+    name: str = ""  # the image's name in its dataset (`ifcn.keys`); the key when not given
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.key)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -41,8 +46,9 @@ class EvalObject:
 
 
 def eval_objects_of_image(key: str, image: np.ndarray, object_map: np.ndarray, class_map: np.ndarray, min_area: int,
-                  skipped: Counter, start: int = 0) -> list[EvalObject]:
-    """The objects of one image in increasing id order, numbered from `start`; small ones counted in `skipped`."""
+                  skipped: Counter, start: int = 0, name: str = "") -> list[EvalObject]:
+    """The objects of one image (named `name` in its dataset) in increasing id order, numbered from `start`; small
+    ones counted in `skipped`."""
     if image.shape[:2] != object_map.shape:
         raise ValueError(f"sample {key!r}: image {image.shape[:2]} and object map {object_map.shape} differ")
     ignore = object_map == VOID
@@ -54,7 +60,7 @@ def eval_objects_of_image(key: str, image: np.ndarray, object_map: np.ndarray, c
             skipped[SKIP_BELOW_MIN_AREA] += 1
             continue
         cls = object_class(class_map[gt])
-        objects.append(EvalObject(start + len(objects), key, object_id, cls, area, image, gt, ignore))
+        objects.append(EvalObject(start + len(objects), key, object_id, cls, area, image, gt, ignore, name))
     return objects
 
 
@@ -68,7 +74,7 @@ def iter_objects(shards: ShardSet, min_area: int = 0, limit: int | None = None, 
     for location, sample in read_counted(shards, check_digest=check_digest):
         with sample_errors(location, sample.key):
             found = eval_objects_of_image(sample.key, sample.image(), sample.object_map(), sample.class_map(),
-                                          min_area, skipped, start=count)
+                                          min_area, skipped, start=count, name=sample.clicks.name)
         for obj in found:
             if limit is not None and count >= limit:
                 return

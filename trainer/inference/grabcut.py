@@ -1,4 +1,5 @@
-"""GrabCut refinement of a prediction (spec §6 item 7; the seed's stand-in for the paper's graph cut).
+"""GrabCut refinement of a prediction (spec §6 item 7; the seed's stand-in for the paper's graph cut), and GrabCut
+from the clicks alone, the no-learning baseline that a trained model must beat (RITM's tables list it).
 
 The network's mask seeds GrabCut as probable foreground/background; disks around the clicks are certain
 (negative disks drawn last, so they win where disks overlap). OpenCV fits colour models to both labels, so a seed
@@ -17,6 +18,9 @@ from ifcn.trainer.core.clicks import Click
 RADIUS = 5
 ITERATIONS = 5
 RNG_SEED = 0
+#: The baseline's probable region: the box around the positive clicks grown by this share of the image's longer side
+#: on every side (a first click at an object's centre then covers objects up to about a third of the image across).
+BOX_MARGIN = 0.15
 
 
 def seed_mask(pred: np.ndarray, clicks: Sequence[Click], radius: int = RADIUS) -> np.ndarray:
@@ -32,7 +36,36 @@ def seed_mask(pred: np.ndarray, clicks: Sequence[Click], radius: int = RADIUS) -
 def grabcut_refine(image: np.ndarray, pred: np.ndarray, clicks: Sequence[Click], radius: int = RADIUS,
                    iterations: int = ITERATIONS) -> np.ndarray:
     """Refine the bool mask `pred` of the RGB uint8 `image` with GrabCut; returns a bool mask of the same shape."""
-    mask = seed_mask(pred, clicks, radius)
+    return run_grabcut(image, seed_mask(pred, clicks, radius), iterations)
+
+
+def click_seed_mask(shape: tuple[int, int], clicks: Sequence[Click], radius: int = RADIUS,
+                    margin: float = BOX_MARGIN) -> np.ndarray:
+    """The GrabCut label map of the clicks alone (the no-learning baseline): sure background everywhere but the box
+    around the positive clicks, grown by `margin` × the image's longer side, which is probable foreground; positive
+    disks sure foreground, negative disks sure background (drawn last). Without a positive click, all background."""
+    mask = np.full(shape, cv2.GC_BGD, np.uint8)
+    positives = np.array([(c.y, c.x) for c in clicks if c.positive], np.int64).reshape(-1, 2)
+    if len(positives):
+        grow = round(margin * max(shape))
+        (y0, x0), (y1, x1) = positives.min(axis=0) - grow, positives.max(axis=0) + grow
+        mask[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = cv2.GC_PR_FGD
+    for positive, label in ((True, cv2.GC_FGD), (False, cv2.GC_BGD)):
+        for click in clicks:
+            if click.positive == positive:
+                cv2.circle(mask, (click.x, click.y), radius, int(label), thickness=-1)
+    return mask
+
+
+def grabcut_from_clicks(image: np.ndarray, clicks: Sequence[Click], radius: int = RADIUS, margin: float = BOX_MARGIN,
+                        iterations: int = ITERATIONS) -> np.ndarray:
+    """The no-learning baseline's bool mask of the RGB uint8 `image`: GrabCut from `click_seed_mask` alone."""
+    return run_grabcut(image, click_seed_mask(image.shape[:2], clicks, radius, margin), iterations)
+
+
+def run_grabcut(image: np.ndarray, mask: np.ndarray, iterations: int = ITERATIONS) -> np.ndarray:
+    """GrabCut of the RGB uint8 `image` from the label map `mask` (changed in place); the bool foreground. A map with
+    only one of the two labels cannot fit both colour models: its foreground is returned as it is."""
     foreground = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     if foreground.all() or not foreground.any():
         return foreground
