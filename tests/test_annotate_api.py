@@ -108,7 +108,8 @@ class GatedPredictor:
 
 def test_newer_clicks_supersede_waiting_ones(setup: dict, tmp_path: Path) -> None:
     gated = GatedPredictor(setup["predictor"])
-    client = annotate_client(gated, setup["images"], tmp_path / "p")
+    # Without zoom-in (with it, the click after a superseded one needs that one's prediction to find the object).
+    client = annotate_client(gated, setup["images"], tmp_path / "p", zoom_in=0)
     url = "/api/drafts/" + ok(client.post("/api/drafts", json={"image": "img-0.jpg"}))["id"]
     answers: dict[int, dict] = {}
 
@@ -140,6 +141,19 @@ def test_a_large_image_is_predicted_small_and_masked_at_full_size(setup: dict, t
     draft = ok(client.post("/api/drafts", json={"image": "img-0.jpg"}))
     state = ok(client.post(f"/api/drafts/{draft['id']}/clicks", json={"x": 399, "y": 299}))
     assert (state["width"], state["height"]) == (400, 300) and data_url_mask(state["mask"]).shape == (300, 400)
+
+
+def test_overlays_come_at_a_bounded_size_and_saved_masks_at_full_size(setup: dict, tmp_path: Path) -> None:
+    images = write_images(tmp_path / "big", 1, (300, 400))
+    client = annotate_client(setup["predictor"], images, tmp_path / "p", infer_side=200, overlay_side=100)
+    draft = ok(client.post("/api/drafts", json={"image": "img-0.jpg"}))
+    url = f"/api/drafts/{draft['id']}"
+    ok(client.post(url + "/clicks", json={"x": 200, "y": 150}))
+    state = ok(client.post(url + "/clicks", json={"x": 220, "y": 160}))  # a zoomed-in click
+    assert data_url_mask(state["mask"]).shape == (75, 100)
+    obj = ok(client.post(url + "/finish"))["object"]
+    full = png_mask(client.get(f"/api/images/img-0.jpg/objects/{obj['id']}/mask.png").content)
+    assert full.shape == (300, 400) and int(full.astype(bool).sum()) == obj["area"] == state["area"]
 
 
 @pytest.mark.parametrize("method, url, body, status, words", [

@@ -29,7 +29,8 @@ from ifcn.trainer.annotate.drafts import Draft, DraftStore, current_mask, extend
 from ifcn.trainer.annotate.store import AnnotatedObject, ProjectStore, new_object_id, now_ns
 from ifcn.trainer.demo.app import STATUS_OF_KIND, mask_png
 from ifcn.trainer.inference import Predictor
-from ifcn.trainer.inference.images import list_images, read_image
+from ifcn.trainer.inference.images import fit_size, list_images, read_image
+from ifcn.trainer.inference.zoom import ZoomSettings
 from ifcn.trainer.web import json_errors
 from ifcn.trainer.web.body_limit import BodyLimitMiddleware
 from ifcn.trainer.web.hosts import AllowedHostsMiddleware, allowed_hosts
@@ -50,10 +51,24 @@ class AnnotateSettings:
     threshold: float = 0.5
     max_drafts: int = 32
     allowed_hosts: frozenset[str] = allowed_hosts("127.0.0.1")
+    #: Zoom-in inference on the inference image (`ifcn.trainer.inference.zoom`): clicks after an object's first are
+    #: predicted on a view of this long side around it, first clicks at most twice that; 0 = off.
+    zoom_in: int = 400
+    #: The long side of the mask overlays the page is sent (it stretches them over the image).
+    overlay_side: int = 2048
 
     def __post_init__(self) -> None:
         if self.infer_side < 32:
             raise ValueError(f"--infer-side must be at least 32 pixels, got {self.infer_side}")
+        if self.zoom_in and self.zoom_in < 32:
+            raise ValueError(f"--zoom-in must be 0 (off) or at least 32 pixels, got {self.zoom_in}")
+        if self.overlay_side < 32:
+            raise ValueError(f"--overlay-side must be at least 32 pixels, got {self.overlay_side}")
+
+    @property
+    def zoom(self) -> ZoomSettings | None:
+        """The zoom-in of every click, or None when off."""
+        return ZoomSettings(target=self.zoom_in, whole_side=2 * self.zoom_in) if self.zoom_in else None
         if not 0.0 <= self.threshold < 1.0:
             raise ValueError(f"--threshold must lie in [0, 1), got {self.threshold}")
 
@@ -84,10 +99,16 @@ class DoneIn(BaseModel):
     done: bool
 
 
-def alpha_png(mask: np.ndarray) -> str:
-    """Data URL of a white PNG whose alpha is the mask: the page tints it with any colour."""
-    pixels = np.full((*mask.shape, 4), 255, np.uint8)
-    pixels[..., 3] = mask.astype(np.uint8) * 255
+def alpha_png(mask: np.ndarray, side: int) -> str:
+    """Data URL of a white PNG whose alpha is the mask, at most `side` px long: the page tints it with any colour and
+    stretches it over the image (encoding a 12-megapixel PNG per click took a second; saved masks stay full size)."""
+    alpha = mask.astype(np.uint8) * 255
+    h, w = alpha.shape
+    if max(h, w) > side:
+        th, tw = fit_size(h, w, side)
+        alpha = cv2.resize(alpha, (tw, th), interpolation=cv2.INTER_AREA)
+    pixels = np.full((*alpha.shape, 4), 255, np.uint8)
+    pixels[..., 3] = alpha
     ok, data = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise RuntimeError("PNG encoding failed")
@@ -166,7 +187,8 @@ def create_annotate_app(predictor: Predictor, store: ProjectStore,
         return {"id": draft.id, "image": draft.image_name, "width": w, "height": h, "label": draft.label,
                 "editing": draft.editing, "version": draft.version, "superseded": superseded,
                 "clicks": draft.clicks(), "actions": len(draft.actions), "can_redo": bool(draft.undone),
-                "area": int(mask.sum()), "prediction_ms": draft.prediction_ms, "mask": alpha_png(mask)}
+                "area": int(mask.sum()), "prediction_ms": draft.prediction_ms,
+                "mask": alpha_png(mask, settings.overlay_side)}
 
     def changed(draft: Draft, change: Any) -> dict[str, Any]:
         """Apply `change(draft)` under the draft's lock, then predict unless a newer change overtakes it."""
@@ -180,7 +202,7 @@ def create_annotate_app(predictor: Predictor, store: ProjectStore,
                     return state(draft, superseded=True)
                 clicks, probs = draft.small_clicks(), list(draft.probs)
             start = time.perf_counter()
-            probs = extended_probs(draft.small, clicks, probs, predictor)
+            probs = extended_probs(draft.small, clicks, probs, predictor, settings.zoom)
             with draft.lock:
                 if draft.small_clicks()[:len(clicks)] == clicks:
                     draft.probs = probs
@@ -216,7 +238,7 @@ def create_annotate_app(predictor: Predictor, store: ProjectStore,
 
     @app.get("/api/images/{image}/objects/{object_id}/overlay", summary="An object's mask as a tintable alpha PNG")
     def object_overlay(image: str, object_id: str) -> dict[str, str]:
-        return {"mask": alpha_png(object_of(image, object_id).mask)}
+        return {"mask": alpha_png(object_of(image, object_id).mask, settings.overlay_side)}
 
     @app.get("/api/images/{image}/objects/{object_id}/cutout.png",
              summary="The object cut out: RGBA PNG of its bounding box, transparent outside it",
@@ -325,7 +347,7 @@ def create_annotate_app(predictor: Predictor, store: ProjectStore,
     def finish(draft_id: str) -> dict[str, Any]:
         draft = draft_of(draft_id)
         with predict_lock, draft.lock:
-            draft.probs = extended_probs(draft.small, draft.small_clicks(), draft.probs, predictor)
+            draft.probs = extended_probs(draft.small, draft.small_clicks(), draft.probs, predictor, settings.zoom)
             mask = current_mask(draft, settings.threshold)
             if not mask.any():
                 raise HTTPException(409, "the object is empty: click on it (or brush it) before finishing")

@@ -33,15 +33,22 @@ from ifcn.trainer.evaluation.cli_errors import user_errors
 @click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
               help="Also answer requests for this host name (the bound address and, for loopback or 0.0.0.0, the "
                    "loopback names are answered; * answers any). Repeat for several.")
+@click.option("--zoom-in", type=click.IntRange(min=0), default=400, show_default=True,
+              help="Zoom-in inference: clicks after an object's first are predicted on a view around it resized to "
+                   "this long side (first clicks at most twice that); 0 = off.")
+@click.option("--overlay-side", type=click.IntRange(min=32), default=2048, show_default=True,
+              help="Long side of the mask overlays sent to the page (saved and exported masks are full size).")
 def annotate(checkpoint: Path, images: Path, out: Path, labels: Path | None, host: str, port: int, device: str,
-             infer_side: int, threshold: float, allowed_host: tuple[str, ...]) -> None:
+             infer_side: int, threshold: float, allowed_host: tuple[str, ...], zoom_in: int,
+             overlay_side: int) -> None:
     """Annotate a folder of images object by object in a web page; export with `ifcn-eval annotate-export`."""
     from ifcn.trainer.annotate.app import AnnotateSettings
     from ifcn.trainer.annotate.serve import run_annotate
     from ifcn.trainer.web.hosts import allowed_hosts
 
     with user_errors():
-        settings = AnnotateSettings(infer_side, threshold, allowed_hosts=allowed_hosts(host, allowed_host))
+        settings = AnnotateSettings(infer_side, threshold, allowed_hosts=allowed_hosts(host, allowed_host),
+                                    zoom_in=zoom_in, overlay_side=overlay_side)
         run_annotate(checkpoint, images, out, labels, settings, host=host, port=port, device=device, log=click.echo)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import fit_size
+from ifcn.trainer.inference.zoom import ZoomSettings
 
 
 @dataclass
@@ -82,16 +83,18 @@ def small_image(image: np.ndarray, infer_side: int) -> np.ndarray:
     return image if (th, tw) == (h, w) else cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
 
 
-def extended_probs(small: np.ndarray, clicks: list[Click], probs: list[np.ndarray | None],
-                   predictor: Predictor) -> list[np.ndarray | None]:
+def extended_probs(small: np.ndarray, clicks: list[Click], probs: list[np.ndarray | None], predictor: Predictor,
+                   zoom: ZoomSettings | None = None) -> list[np.ndarray | None]:
     """`probs` (the prediction after each click, None where never made) brought up to `clicks`: only the last click's
-    prediction is made, since the network sees all clicks at once, except that a `--prev-mask` network needs its
-    prediction before each click, so it gets every one (each made once)."""
+    prediction is made, since the network sees all clicks at once, except that a `--prev-mask` network (its previous
+    prediction is an input) and zoom-in (it finds the object in the previous prediction) need the prediction before
+    each click, so every one is made (each once): replaying an object's clicks then gives its saved mask."""
+    chained = predictor.prev_mask or zoom is not None
     out = list(probs[:len(clicks)]) + [None] * max(0, len(clicks) - len(probs))
-    for i in range(0 if predictor.prev_mask else max(len(out) - 1, 0), len(out)):
+    for i in range(0 if chained else max(len(out) - 1, 0), len(out)):
         if out[i] is None:
-            prev = out[i - 1] if predictor.prev_mask and i else None
-            out[i] = predictor.predict(small, clicks[:i + 1], prev=prev)
+            prev = out[i - 1] if chained and i else None
+            out[i] = predictor.predict(small, clicks[:i + 1], prev=prev, zoom=zoom)
     return out
 
 

@@ -86,10 +86,10 @@ function draw() {
     const layer = S.overlays[o.id];
     if (!layer || (S.draft && S.draft.editing === o.id)) return;
     ctx.globalAlpha = i === S.selected ? 0.8 : 0.5;
-    ctx.drawImage(layer, 0, 0);
+    ctx.drawImage(layer, 0, 0, S.image.naturalWidth, S.image.naturalHeight);  // overlays may come smaller
   });
   ctx.globalAlpha = 0.55;
-  if (S.draftLayer) ctx.drawImage(S.draftLayer, 0, 0);
+  if (S.draftLayer) ctx.drawImage(S.draftLayer, 0, 0, S.image.naturalWidth, S.image.naturalHeight);
   ctx.globalAlpha = 1;
   if (S.stroke) {
     ctx.strokeStyle = S.stroke.erase ? "#ffffff" : DRAFT;
