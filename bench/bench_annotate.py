@@ -18,7 +18,7 @@ from tempfile import TemporaryDirectory
 import numpy as np
 
 from bench.bench_demo_load import photo_jpeg
-from ifcn.trainer.annotate.app import AnnotateSettings, create_annotate_app
+from ifcn.trainer.annotate.annotate_app import AnnotateSettings, create_annotate_app
 from ifcn.trainer.annotate.store import ProjectStore
 from ifcn.trainer.inference import Predictor
 from tests.demo_data import make_demo_checkpoint

@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 
-from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
+from ifcn.pipeline.click_sampling import ClickConfig, image_rng, sample_image_clicks
 
 
 def voc_like_object_map(rng: np.random.Generator, height: int = 375, width: int = 500) -> np.ndarray:

@@ -25,12 +25,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ifcn.trainer.evaluation.api import run_miou, run_noc
+from ifcn.trainer.evaluation.checkpoint_eval import run_miou, run_noc
 from ifcn.trainer.evaluation.noc import NocSettings
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.crf import CrfParams
 from ifcn.trainer.inference.images import read_image
-from ifcn.trainer.inference.semantic import Sizing, segment
+from ifcn.trainer.inference.semantic_segmentation import Sizing, segment
 
 TRAIN = ["--arch", "resnet18", "--stride", "8", "--weights", "none", "--batch-size", "16", "--crop", "128",
          "--workers", "1", "--device", "cpu", "--no-progress", "--seed", "0"]

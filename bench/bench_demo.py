@@ -25,7 +25,7 @@ import torch
 import uvicorn
 
 from ifcn.trainer.core.device import resolve_device
-from ifcn.trainer.demo.app import DemoSettings, create_app, png_bytes
+from ifcn.trainer.demo.demo_app import DemoSettings, create_app, png_bytes
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model
 

@@ -45,7 +45,7 @@ from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
 from bench.bench_models import rss_peak
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.shards.check import check_shards

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.shards.manifest import resolve_shards

@@ -33,7 +33,7 @@ from ifcn.trainer.core.device import resolve_device
 from ifcn.trainer.core.metrics import ConfusionMatrix
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import read_image
-from ifcn.trainer.inference.semantic import Sizing, segment
+from ifcn.trainer.inference.semantic_segmentation import Sizing, segment
 from ifcn.trainer.models import ModelConfig, build_model
 
 DEFAULT_STRATEGIES = ("whole", "max-side:1024", "tiles:512:64")

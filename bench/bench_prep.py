@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from ifcn.pipeline import synth
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, SampleResult, run_sample
-from ifcn.pipeline.resume import fingerprint
+from ifcn.pipeline.prep_resume import fingerprint
 from ifcn.pipeline.shard import ShardTask, build_shard
 from ifcn.pipeline.shard_plan import plan_shards
 from ifcn.pipeline.sources import ImageRef

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ifcn.pipeline import synth
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.sources import SourceSpec, make_synth_layouts, synth_layout_specs
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
+from ifcn.pipeline.click_sampling import ClickConfig, image_rng, sample_image_clicks
 from ifcn.pipeline.synth import SynthConfig, render_image
 
 

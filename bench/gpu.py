@@ -42,7 +42,7 @@ from bench.bench_noc import compare, untrained_model, val_objects
 from bench.bench_train import Result, measure
 from bench.real_recipe import DEFAULT_PACKED, RECIPE
 from ifcn.cores import usable_cores
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 from ifcn.trainer.core.clickmaps import distance_maps

@@ -27,9 +27,9 @@ from ifcn.cores import usable_cores
 from ifcn.disk import DiskFullError, disk_full_guard, is_disk_full
 from ifcn.errors import InputError
 from ifcn.lock import output_lock
-from ifcn.pipeline.clicks import MAX_SEED, ClickConfig, valid_int
+from ifcn.pipeline.click_sampling import MAX_SEED, ClickConfig, valid_int
+from ifcn.pipeline.prep_resume import check_output, claim_output, fingerprint, remove_temporaries
 from ifcn.pipeline.replace import STAGING_DIR, commit, finish_interrupted_swap, staging_folder
-from ifcn.pipeline.resume import check_output, claim_output, fingerprint, remove_temporaries
 from ifcn.pipeline.shard import ShardResult, ShardTask, build_shard
 from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards, shard_name
 from ifcn.pipeline.sources import SourceSpec, get_source, resolve_split

@@ -20,7 +20,7 @@ from typing import Any
 
 from ifcn.io import atomic_write_bytes, canonical_json, temporary_target
 from ifcn.lock import LOCK_NAME
-from ifcn.pipeline.resume import previous_record, recorded_names
+from ifcn.pipeline.prep_resume import previous_record, recorded_names
 from ifcn.shards.manifest import MANIFEST_NAME
 
 STAGING_DIR = ".ifcn-staging"

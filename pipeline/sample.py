@@ -5,7 +5,7 @@ The image's generator comes from (seed, key) only, so a sample does not depend o
 
 from __future__ import annotations
 
-from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
+from ifcn.pipeline.click_sampling import ClickConfig, image_rng, sample_image_clicks
 from ifcn.pipeline.sources import SourceImage
 from ifcn.shards.records import Sample, encode_mask
 

@@ -20,9 +20,9 @@ import cv2
 from ifcn.disk import is_disk_full
 from ifcn.errors import InputError
 from ifcn.io import atomic_path, file_sha256
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
+from ifcn.pipeline.prep_resume import ShardRecord, complete_shard, recorded_inputs, sidecar_path, write_sidecar
 from ifcn.pipeline.provenance import changed_files, describe_changes, fingerprint_files
-from ifcn.pipeline.resume import ShardRecord, complete_shard, recorded_inputs, sidecar_path, write_sidecar
 from ifcn.pipeline.sample import make_sample
 from ifcn.pipeline.shard_plan import ShardSpec, shard_name
 from ifcn.pipeline.sources import ImageRef, get_source

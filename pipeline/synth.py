@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ifcn.labels import VOID
-from ifcn.pipeline.clicks import MAX_SEED
+from ifcn.pipeline.click_sampling import MAX_SEED
 
 #: Ids look like VOC's (`2008_000123`) but use a year no real VOC image has, so they never collide.
 ID_YEAR = 2031

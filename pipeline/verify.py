@@ -24,9 +24,9 @@ from PIL import Image
 from ifcn.errors import InputError
 from ifcn.io import file_sha256, temporary_target
 from ifcn.lock import LOCK_NAME
+from ifcn.pipeline.prep_resume import JOB_FILE, SIDECAR_DIR, SIDECAR_SUFFIX, recorded_inputs
 from ifcn.pipeline.provenance import changed_files, describe_changes
 from ifcn.pipeline.replace import REPLACE_ENTRIES
-from ifcn.pipeline.resume import JOB_FILE, SIDECAR_DIR, SIDECAR_SUFFIX, recorded_inputs
 from ifcn.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry, load_manifest, resolve_shards
 from ifcn.shards.reader import is_remote, open_location, read_shard
 from ifcn.shards.records import Sample

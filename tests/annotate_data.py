@@ -11,7 +11,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from ifcn.trainer.annotate.app import AnnotateSettings, create_annotate_app
+from ifcn.trainer.annotate.annotate_app import AnnotateSettings, create_annotate_app
 from ifcn.trainer.annotate.store import ProjectStore
 from ifcn.trainer.inference import Predictor
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, local_cluster, run_sample
 from ifcn.pipeline.sources import SourceSpec, make_synth_layouts
 from ifcn.pipeline.synth import SynthConfig, make_synth_dataset

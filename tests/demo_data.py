@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from ifcn.trainer.core.checkpoint import save_checkpoint
-from ifcn.trainer.demo.app import DemoSettings
+from ifcn.trainer.demo.demo_app import DemoSettings
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.models import ModelConfig, build_model
 

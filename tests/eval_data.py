@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
+from ifcn.pipeline.click_sampling import ClickConfig, image_rng, sample_image_clicks
 from ifcn.shards.formats import get_format
 from ifcn.shards.manifest import SCHEMA_VERSION, Manifest, ShardEntry, Source, Totals, write_manifest
 from ifcn.shards.records import Sample, encode_mask

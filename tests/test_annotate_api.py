@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ifcn.trainer.annotate.labels import DEFAULT_LABELS, read_labels
+from ifcn.trainer.annotate.project_labels import DEFAULT_LABELS, read_labels
 from ifcn.trainer.annotate.store import ProjectStore
-from ifcn.trainer.evaluation.cli import main
+from ifcn.trainer.evaluation.eval_cli import main
 from ifcn.trainer.inference import Predictor
 from tests.annotate_data import add_object, annotate_client, data_url_mask, ok, png_mask
 from tests.demo_data import make_demo_checkpoint, write_images

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ifcn.trainer.annotate.export import export_project
+from ifcn.trainer.annotate.project_export import export_project
 from ifcn.trainer.annotate.store import AnnotatedObject
 from tests.annotate_data import png_mask
 from tests.demo_data import make_demo_checkpoint, write_images

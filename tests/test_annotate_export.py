@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
 
-from ifcn.pipeline.cli import main as prep_main
+from ifcn.pipeline.prep_cli import main as prep_main
 from ifcn.trainer.annotate.store import ProjectStore
-from ifcn.trainer.cli import main as train_main
-from ifcn.trainer.evaluation.cli import main as eval_main
+from ifcn.trainer.evaluation.eval_cli import main as eval_main
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.train_cli import main as train_main
 from tests.annotate_data import add_object, annotate_client, ok, png_mask
 from tests.demo_data import make_demo_checkpoint, sample_image, write_images
 
@@ -109,7 +109,7 @@ def test_annotate_export_sample_verify_train(tmp_path: Path, dask_address: str) 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_exif_orientation_is_turned_back(orientation: int, tmp_path: Path) -> None:
-    from ifcn.trainer.annotate.export import stored_orientation
+    from ifcn.trainer.annotate.project_export import stored_orientation
 
     stored = (np.arange(12 * 20).reshape(12, 20) % 7).astype(np.uint8)
     exif = Image.Exif()

@@ -11,9 +11,9 @@ import torch
 from click.testing import CliRunner
 
 from ifcn.shards.manifest import resolve_shards
-from ifcn.trainer.evaluation.api import run_noc
-from ifcn.trainer.evaluation.cli import main as eval_main
+from ifcn.trainer.evaluation.checkpoint_eval import run_noc
 from ifcn.trainer.evaluation.clicker import Click
+from ifcn.trainer.evaluation.eval_cli import main as eval_main
 from ifcn.trainer.evaluation.noc import NocSettings, evaluate_objects, summarize
 from ifcn.trainer.evaluation.objects import iter_objects
 from ifcn.trainer.inference.grabcut import click_seed_mask

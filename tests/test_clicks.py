@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 
 from ifcn.distance import distance_inside, distance_outside, edt
-from ifcn.pipeline.clicks import (
+from ifcn.pipeline.click_sampling import (
     SKIP_NO_NEGATIVE,
     SKIP_NO_POSITIVE,
     SKIP_SMALL,

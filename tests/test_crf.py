@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from ifcn.trainer.core.clicks import Click
-from ifcn.trainer.evaluation.cli import main
+from ifcn.trainer.evaluation.eval_cli import main
 from ifcn.trainer.evaluation.noc import NocSettings
 from ifcn.trainer.inference.crf import CrfParams, crf_foreground, crf_labels, dense_crf, require_crf
 from tests.demo_data import sample_image

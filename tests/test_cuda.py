@@ -121,8 +121,8 @@ def _tensors(value: object) -> list[torch.Tensor]:
 
 
 def test_a_checkpoint_trained_on_the_gpu_evaluates_on_the_cpu(tmp_path: Path) -> None:
-    from ifcn.trainer.cli import main as train
-    from ifcn.trainer.evaluation.cli import main as evaluate
+    from ifcn.trainer.evaluation.eval_cli import main as evaluate
+    from ifcn.trainer.train_cli import main as train
 
     shards = make_val_shards(tmp_path / "shards")
     result = CliRunner().invoke(train, ["--shards", str(shards), "--task", "interactive", "--arch", "resnet18",

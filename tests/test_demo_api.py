@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 from PIL import Image
 
-from ifcn.trainer.demo.app import DemoSettings, create_app
-from ifcn.trainer.evaluation.cli import main
+from ifcn.trainer.demo.demo_app import DemoSettings, create_app
+from ifcn.trainer.evaluation.eval_cli import main
 from ifcn.trainer.inference import Predictor
 from tests.demo_data import demo_client, make_demo_checkpoint, sample_image, session_probs, write_images
 from tests.eval_data import make_checkpoint

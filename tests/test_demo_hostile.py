@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from fastapi import FastAPI
 from PIL import Image
 
-import ifcn.trainer.demo.app as demo_app
-from ifcn.trainer.demo.app import MULTIPART_SLACK, DemoSettings, create_app
-from ifcn.trainer.evaluation.cli import main
+import ifcn.trainer.demo.demo_app as demo_app
+from ifcn.trainer.demo.demo_app import MULTIPART_SLACK, DemoSettings, create_app
+from ifcn.trainer.evaluation.eval_cli import main
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.predict_images import run_predict
 from ifcn.trainer.web.hosts import allowed_hosts, host_name
@@ -290,7 +290,8 @@ def test_cross_origin_uploads_and_changes_are_refused(setup: dict) -> None:
 
 def test_demo_cli_passes_the_new_limits(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[DemoSettings] = []
-    monkeypatch.setattr("ifcn.trainer.demo.serve.run_demo", lambda checkpoint, settings, **kw: seen.append(settings))
+    monkeypatch.setattr("ifcn.trainer.demo.demo_serve.run_demo",
+                        lambda checkpoint, settings, **kw: seen.append(settings))
     result = CliRunner().invoke(main, ["demo", "--checkpoint", str(setup["root"] / "fixed.pt"), "--host", "0.0.0.0",
                                        "--allowed-host", "demo.lan", "--max-megapixels", "20", "--max-decodes", "3",
                                        "--prev-mask-history", "5", "--grabcut-side", "512"])

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from ifcn.trainer.evaluation.cli import main
+from ifcn.trainer.evaluation.eval_cli import main
 from tests.eval_data import make_checkpoint, make_val_shards
 
 PNG = b"\x89PNG\r\n\x1a\n"

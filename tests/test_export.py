@@ -16,9 +16,9 @@ from ifcn.trainer.core.checkpoint import save_checkpoint
 from ifcn.trainer.core.clicks import Click, click_tensors
 from ifcn.trainer.core.input_spec import IMAGENET_MEAN
 from ifcn.trainer.core.inputs import batch_input
-from ifcn.trainer.evaluation.cli import main
+from ifcn.trainer.evaluation.eval_cli import main
 from ifcn.trainer.inference import Predictor
-from ifcn.trainer.inference.export import CLICK_INPUTS, PREV_INPUT, export_model, read_contract
+from ifcn.trainer.inference.model_export import CLICK_INPUTS, PREV_INPUT, export_model, read_contract
 from tests.demo_data import calibrated_model
 from tests.eval_data import make_checkpoint
 

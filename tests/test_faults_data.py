@@ -25,11 +25,11 @@ from click.testing import CliRunner
 from ifcn.shards.check import check_shards
 from ifcn.shards.manifest import load_manifest, resolve_shards
 from ifcn.shards.records import ClickPair, ImageClicks, Sample
-from ifcn.trainer.cli import main as train_main
 from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.data import AugmentConfig, TrainStream, make_loader, steps_per_epoch
-from ifcn.trainer.evaluation.cli import main as eval_main
+from ifcn.trainer.evaluation.eval_cli import main as eval_main
 from ifcn.trainer.train import TrainConfig, train
+from ifcn.trainer.train_cli import main as train_main
 from tests.eval_data import make_checkpoint, make_val_shards
 from tests.shard_sets import edit_manifest, shard_samples, write_set
 

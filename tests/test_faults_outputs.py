@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from ifcn.pipeline.cli import main as prep
-from ifcn.trainer.evaluation.cli import main as evaluate
+from ifcn.pipeline.prep_cli import main as prep
+from ifcn.trainer.evaluation.eval_cli import main as evaluate
 from tests.demo_data import sample_image
 from tests.eval_data import make_checkpoint, make_val_shards
 

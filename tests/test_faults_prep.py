@@ -31,11 +31,11 @@ import ifcn.pipeline.replace as replace
 from ifcn.disk import DiskFullError
 from ifcn.io import file_sha256
 from ifcn.lock import FolderLockedError
-from ifcn.pipeline.cli import main
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
+from ifcn.pipeline.prep_cli import main
+from ifcn.pipeline.prep_resume import SIDECAR_DIR, read_sidecar
 from ifcn.pipeline.replace import ASIDE_DIR, JOURNAL, STAGING_DIR
-from ifcn.pipeline.resume import SIDECAR_DIR, read_sidecar
 from ifcn.pipeline.sources.voc import read_split
 from ifcn.pipeline.verify import verify_output
 from ifcn.shards.formats import get_format

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ifcn.errors import InputError
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
 from ifcn.pipeline.sources.voc import image_paths, read_split
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from ifcn.pipeline.cli import main
+from ifcn.pipeline.prep_cli import main
 from ifcn.shards.manifest import MANIFEST_NAME, load_manifest
 
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from ifcn.errors import InputError
-from ifcn.pipeline.cli import main
+from ifcn.pipeline.prep_cli import main
 from ifcn.shards.reader import read_shard
 from ifcn.shards.remote import READ_TIMEOUT_ENV, RETRIES
 from tests.eval_data import make_val_shards

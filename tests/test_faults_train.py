@@ -29,14 +29,14 @@ import torch
 from click.testing import CliRunner, Result
 
 from ifcn.lock import LOCK_NAME
-from ifcn.trainer.cli import main
 from ifcn.trainer.core.checkpoint import load_checkpoint, load_model
 from ifcn.trainer.run_files import read_metrics
+from ifcn.trainer.train_cli import main
 from tests.ports import free_port
 
 SEMANTIC = ["--task", "semantic", "--arch", "resnet18", "--weights", "none", "--crop", "64", "--batch-size", "8",
             "--workers", "0", "--device", "cpu", "--no-progress"]
-CLI = [sys.executable, "-m", "ifcn.trainer.cli"]
+CLI = [sys.executable, "-m", "ifcn.trainer.train_cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -189,7 +189,7 @@ def _alive(pid: int) -> bool:
 
 def _torchrun(args: list[object]) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-            "--master_port", str(free_port()), "-m", "ifcn.trainer.cli", *map(str, args)]
+            "--master_port", str(free_port()), "-m", "ifcn.trainer.train_cli", *map(str, args)]
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ifcn.trainer.cli import main
+from ifcn.trainer.train_cli import main
 
 SEMANTIC = ["--task", "semantic", "--arch", "resnet18", "--weights", "none", "--crop", "64", "--batch-size", "8",
             "--workers", "0", "--device", "cpu", "--no-progress"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import webdataset
 
-from ifcn.pipeline.clicks import ClickConfig, image_rng, sample_image_clicks
+from ifcn.pipeline.click_sampling import ClickConfig, image_rng, sample_image_clicks
 from ifcn.shards.formats import FORMATS, get_format
 from ifcn.shards.formats.hdf5 import read_row
 from ifcn.shards.reader import read_shard

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.sample import make_sample
 from ifcn.pipeline.sources.files import read_image
 from ifcn.pipeline.sources.voc import image_paths, load_voc_image, read_split

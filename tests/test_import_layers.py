@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"ifcn": "ifcn", "pipeline": "ifcn.pipeline", "trainer": "ifcn.trainer"}
 LAYERS = ("shared", "models", "core", "data", "inference", "evaluation", "web", "demo", "tools")
 #: The `ifcn-eval` command modules: they wire every subcommand, so they sit with the tools.
-COMMAND_MODULES = {"ifcn.trainer.evaluation.cli", "ifcn.trainer.evaluation.use_cli",
+COMMAND_MODULES = {"ifcn.trainer.evaluation.eval_cli", "ifcn.trainer.evaluation.model_use_cli",
                    "ifcn.trainer.evaluation.cli_errors"}
 #: `from ifcn import Predictor` loads the inference API on first use (`ifcn/__init__.py`'s lazy attribute).
 ALLOWED = {("ifcn", "ifcn.trainer.inference")}
@@ -79,9 +79,10 @@ def violations() -> list[str]:
 
 def test_the_layers_are_known_and_the_walk_sees_every_package() -> None:
     names = {module_name(p) for p in sources()}
-    assert {"ifcn.trainer.core.clicks", "ifcn.pipeline.clicks", "ifcn.shards.reader", "ifcn.trainer.train"} <= names
+    assert {"ifcn.trainer.core.clicks", "ifcn.pipeline.click_sampling", "ifcn.shards.reader",
+            "ifcn.trainer.train"} <= names
     assert layer("ifcn.trainer.core.inputs") == "core" and layer("ifcn.trainer.train") == "tools"
-    assert layer("ifcn.trainer.evaluation.cli") == "tools" and layer("ifcn.shards") == "shared"
+    assert layer("ifcn.trainer.evaluation.eval_cli") == "tools" and layer("ifcn.shards") == "shared"
 
 
 def test_no_module_imports_up_and_the_pipeline_never_imports_the_trainer() -> None:

@@ -13,12 +13,11 @@ import torch
 from click.testing import CliRunner
 
 from ifcn.labels import VOID
-from ifcn.trainer.cli import main
 from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.core.input_spec import InputSpec
 from ifcn.trainer.core.inputs import PREV, batch_input, network_input
-from ifcn.trainer.evaluation.api import run_iou, run_noc
+from ifcn.trainer.evaluation.checkpoint_eval import run_iou, run_noc
 from ifcn.trainer.evaluation.clicker import standard_click
 from ifcn.trainer.evaluation.noc import NocSettings, run_batch
 from ifcn.trainer.evaluation.objects import EvalObject
@@ -26,8 +25,9 @@ from ifcn.trainer.iterative import IterativeSettings, click_rounds, default_prob
 from ifcn.trainer.loop import training_step
 from ifcn.trainer.models import ModelConfig, build_model
 from ifcn.trainer.models.transfer import transfer_weights
-from ifcn.trainer.resume import resume_mismatches
 from ifcn.trainer.train import TrainConfig, train
+from ifcn.trainer.train_cli import main
+from ifcn.trainer.train_resume import resume_mismatches
 
 #: The input contract of a `--prev-mask` model.
 PREV_SPEC = InputSpec(prev_mask=True)

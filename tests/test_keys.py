@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from ifcn.errors import InputError
 from ifcn.keys import KEY, check_unique_keys, key_to_name, name_to_key
-from ifcn.pipeline.cli import main
+from ifcn.pipeline.prep_cli import main
 from ifcn.pipeline.sources import SOURCES, ImageRef, Listing, SourceSpec, get_source
 from ifcn.shards.manifest import resolve_shards
 from ifcn.shards.reader import read_shard
-from ifcn.trainer.evaluation.cli import main as eval_main
+from ifcn.trainer.evaluation.eval_cli import main as eval_main
 from tests.eval_data import make_checkpoint
 
 #: A real-world name: a space, dots, a percent sign that already looks like an escape, a non-ASCII letter.

@@ -20,7 +20,7 @@ from PIL import Image
 import ifcn.pipeline.orchestrate as orchestrate
 from ifcn.cores import usable_cores
 from ifcn.io import file_sha256
-from ifcn.pipeline.cli import main
+from ifcn.pipeline.prep_cli import main
 from ifcn.pipeline.sources.voc import read_split
 from ifcn.pipeline.synth import SYNTH_MARKER
 from ifcn.shards.manifest import MANIFEST_NAME, load_manifest

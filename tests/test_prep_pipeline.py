@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 from ifcn.io import file_sha256
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
+from ifcn.pipeline.prep_resume import JOB_FILE, SIDECAR_DIR, JobMismatchError, read_sidecar
 from ifcn.pipeline.preview import inspect_output, output_size
-from ifcn.pipeline.resume import JOB_FILE, SIDECAR_DIR, JobMismatchError, read_sidecar
 from ifcn.pipeline.sample import make_sample
 from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD, ids_sha256, plan_shards, shard_name
 from ifcn.pipeline.sources.voc import load_voc_image, read_split
@@ -226,7 +226,7 @@ def _final_shards(out: Path) -> list[Path]:
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(larger_root: Path, dask_address: str,
                                                         tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "ifcn.pipeline.cli", "sample", "--voc-root", str(larger_root), "--split",
+    command = [sys.executable, "-m", "ifcn.pipeline.prep_cli", "sample", "--voc-root", str(larger_root), "--split",
                "train", "--pairs", "3", "--images-per-shard", "2", "--workers", "1", "--no-progress", "--out", str(out)]
     log = (tmp_path / "log.txt").open("wb")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

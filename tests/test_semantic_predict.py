@@ -16,11 +16,18 @@ from PIL import Image
 
 from ifcn.labels import VOC_CLASSES
 from ifcn.palette import VOC_PALETTE
-from ifcn.trainer.evaluation.cli import main
+from ifcn.trainer.evaluation.eval_cli import main
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.render import class_shares, overlay_image
-from ifcn.trainer.inference.semantic import Sizing, ramp, segment, tile_starts, tiled_logits, upsampled_argmax
-from ifcn.trainer.models.config import ModelConfig
+from ifcn.trainer.inference.semantic_segmentation import (
+    Sizing,
+    ramp,
+    segment,
+    tile_starts,
+    tiled_logits,
+    upsampled_argmax,
+)
+from ifcn.trainer.models.model_config import ModelConfig
 from tests.demo_data import make_demo_checkpoint, sample_image
 from tests.eval_data import make_checkpoint
 

@@ -18,9 +18,9 @@ from PIL import Image
 
 from ifcn.errors import InputError
 from ifcn.labels import VOID
-from ifcn.pipeline.cli import main
-from ifcn.pipeline.clicks import ClickConfig
+from ifcn.pipeline.click_sampling import ClickConfig
 from ifcn.pipeline.orchestrate import SampleJob, run_sample
+from ifcn.pipeline.prep_cli import main
 from ifcn.pipeline.sample import make_sample
 from ifcn.pipeline.sources import SOURCES, ImageRef, SourceSpec, classless_map, get_source
 from ifcn.pipeline.sources.grabcut_berkeley import SYNTH_BAND_WIDTH
@@ -28,7 +28,7 @@ from ifcn.pipeline.sources.paired import largest_object
 from ifcn.pipeline.synth import SynthImage, boundary_band, image_number, render_image
 from ifcn.shards.manifest import load_manifest
 from ifcn.shards.records import decode_dataset_image
-from ifcn.trainer.evaluation.cli import main as eval_main
+from ifcn.trainer.evaluation.eval_cli import main as eval_main
 from tests.conftest import SYNTH_TEST_CONFIG
 from tests.eval_data import make_checkpoint
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ifcn.trainer.cli import main
+from ifcn.trainer.train_cli import main
 
 BASE = ["--arch", "resnet18", "--weights", "none", "--crop", "64", "--batch-size", "4", "--workers", "0",
         "--device", "cpu", "--epochs", "1", "--no-progress"]

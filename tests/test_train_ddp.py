@@ -56,8 +56,8 @@ def test_torchrun_two_ranks_on_gloo_do_equal_steps(train_shards: Path, val_shard
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # With extra click rounds (--iterative), drawn per rank: they must run no collective, or the ranks would hang.
-    cmd = _torchrun("-m", "ifcn.trainer.cli", "--shards", str(train_shards), "--val-shards", str(val_shards), "--out",
-                    str(out), "--epochs", "2", "--arch", "resnet18", "--weights", "none", "--crop", "64",
+    cmd = _torchrun("-m", "ifcn.trainer.train_cli", "--shards", str(train_shards), "--val-shards", str(val_shards),
+                    "--out", str(out), "--epochs", "2", "--arch", "resnet18", "--weights", "none", "--crop", "64",
                     "--batch-size", "2", "--workers", "2", "--device", "cpu", "--no-progress", "--iterative", "2",
                     "--prev-mask")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -16,11 +16,11 @@ from ifcn.errors import InputError
 from ifcn.shards.check import check_shards
 from ifcn.shards.manifest import resolve_shards
 from ifcn.shards.reader import read_shard
-from ifcn.trainer.cli import main as train_main
 from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.data import AugmentConfig, TrainStream, make_loader, steps_per_epoch
-from ifcn.trainer.evaluation.cli import main as eval_main
+from ifcn.trainer.evaluation.eval_cli import main as eval_main
 from ifcn.trainer.train import TrainConfig, train
+from ifcn.trainer.train_cli import main as train_main
 from tests.eval_data import make_checkpoint
 from tests.ports import free_port
 from tests.shard_sets import http_server

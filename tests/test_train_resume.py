@@ -14,10 +14,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ifcn.trainer.cli import main
 from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.run_files import read_metrics
 from ifcn.trainer.train import TrainConfig, train
+from ifcn.trainer.train_cli import main
 
 EPOCHS = 3
 FLAGS = ["--arch", "resnet18", "--weights", "none", "--crop", "64", "--batch-size", "4", "--workers", "1",
@@ -32,7 +32,7 @@ def _cli(train_shards: Path, val_shards: Path, out: Path, *extra: str) -> list[s
 #: Every run of the comparison in its own process with the same thread settings: float results depend on them
 #: (and a test process may have had them changed by the libraries it loaded).
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-CLI = [sys.executable, "-m", "ifcn.trainer.cli"]
+CLI = [sys.executable, "-m", "ifcn.trainer.train_cli"]
 
 
 def _kill_after_first_epoch(args: list[str], run_dir: Path) -> int:

@@ -12,11 +12,11 @@ import torch
 from click.testing import CliRunner
 
 from ifcn.cores import usable_cores
-from ifcn.trainer.cli import main
-from ifcn.trainer.config import TrainConfig
 from ifcn.trainer.core.checkpoint import load_checkpoint
 from ifcn.trainer.run_files import read_metrics
 from ifcn.trainer.tb_log import PREVIEW_ITEMS
+from ifcn.trainer.train_cli import main
+from ifcn.trainer.train_config import TrainConfig
 
 TINY = ["--arch", "resnet18", "--weights", "none", "--crop", "64", "--batch-size", "8", "--workers", "0",
         "--device", "cpu", "--no-progress"]

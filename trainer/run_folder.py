@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ifcn.io import remove_own_temporaries
 from ifcn.outputs import PREVIOUS, OutputRefused, check_outputs, move_aside
-from ifcn.trainer.config import SetupError
 from ifcn.trainer.core.names import BEST, LAST
 from ifcn.trainer.run_files import RUN_FILES
+from ifcn.trainer.train_config import SetupError
 
 
 def _run_file(_path: Path) -> bool:

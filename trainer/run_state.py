@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ifcn.trainer.config import TrainConfig
 from ifcn.trainer.core.checkpoint import checkpoint_model_config
-from ifcn.trainer.models.config import ModelConfig
+from ifcn.trainer.models.model_config import ModelConfig
+from ifcn.trainer.train_config import TrainConfig
 
 #: Parts of a training state that only resuming needs (left out of best.pt).
 RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")

@@ -17,10 +17,10 @@ import torch
 
 from ifcn.palette import voc_colormap
 from ifcn.shards.manifest import ShardSet
-from ifcn.trainer.config import SetupError
 from ifcn.trainer.core.input_spec import InputSpec
 from ifcn.trainer.data.items import Item
 from ifcn.trainer.evaluation.validation import EvalMode, eval_items, forward_items
+from ifcn.trainer.train_config import SetupError
 
 INSTALL = 'pip install -e ".[tensorboard]" (or: pip install tensorboard)'
 #: Validation items drawn at each validation.

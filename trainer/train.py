@@ -24,7 +24,6 @@ from tqdm import tqdm
 from ifcn.lock import output_lock
 from ifcn.shards.check import ShardInfo, check_shards
 from ifcn.shards.manifest import ShardSet, resolve_shards
-from ifcn.trainer.config import SetupError, TrainConfig
 from ifcn.trainer.console import Console, format_validation
 from ifcn.trainer.core.checkpoint import init_from_checkpoint, save_checkpoint
 from ifcn.trainer.core.device import all_reduce_sum
@@ -45,13 +44,14 @@ from ifcn.trainer.distributed import (
 )
 from ifcn.trainer.evaluation.validation import validate_interactive, validate_semantic
 from ifcn.trainer.loop import EpochOutcome, StepSettings, train_one_epoch
-from ifcn.trainer.models.config import ModelConfig
-from ifcn.trainer.resume import load_resume_state
+from ifcn.trainer.models.model_config import ModelConfig
 from ifcn.trainer.run_files import TENSORBOARD, RunFiles, disk_fix
 from ifcn.trainer.run_folder import check_run_folder, claim_run_folder, forget_unfinished_start
 from ifcn.trainer.run_state import Progress, model_only, restore_training, training_state
 from ifcn.trainer.schedule import Schedule, make_scheduler
 from ifcn.trainer.tb_log import TensorBoardLog, require_tensorboard, validation_previews
+from ifcn.trainer.train_config import SetupError, TrainConfig
+from ifcn.trainer.train_resume import load_resume_state
 
 __all__ = ["SetupError", "TrainConfig", "TrainResult", "train"]
 

@@ -28,7 +28,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException
 
 from ifcn.errors import InputError
-from ifcn.trainer.annotate.app import guard
+from ifcn.trainer.annotate.annotate_app import guard
 from ifcn.trainer.annotate.drafts import predict_mask
 from ifcn.trainer.annotate.lsrle import encode_brush_rle
 from ifcn.trainer.core.clicks import Click

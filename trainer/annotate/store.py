@@ -26,7 +26,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from ifcn.io import write_json
-from ifcn.trainer.annotate.labels import DEFAULT_LABELS, check_labels
+from ifcn.trainer.annotate.project_labels import DEFAULT_LABELS, check_labels
 
 PROJECT_FILE, OBJECTS, DONE = "project.json", "objects", "done"
 FORMAT = "ifcn-annotate/1"

@@ -17,7 +17,7 @@ import torch
 from ifcn.disk import disk_full_guard
 from ifcn.io import atomic_write_bytes
 from ifcn.trainer.core.input_spec import InputSpec
-from ifcn.trainer.models.config import ModelConfig
+from ifcn.trainer.models.model_config import ModelConfig
 from ifcn.trainer.models.transfer import TransferReport, transfer_weights
 from ifcn.trainer.models.weights import safe_load
 

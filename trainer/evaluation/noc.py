@@ -26,7 +26,7 @@ from ifcn.trainer.core.error_clicks import STANDARD_THRESHOLD, standard_clicks
 from ifcn.trainer.core.metrics import foreground_iou
 from ifcn.trainer.evaluation.clicker import CLICKERS, get_clicker
 from ifcn.trainer.evaluation.objects import EvalObject
-from ifcn.trainer.evaluation.predictor import Predictor
+from ifcn.trainer.evaluation.predictor_protocol import BatchPredictor
 from ifcn.trainer.inference.crf import crf_foreground, require_crf
 from ifcn.trainer.inference.grabcut import grabcut_refine
 
@@ -146,7 +146,7 @@ def use_device_clicker(settings: NocSettings, device: torch.device) -> bool:
     return settings.clicker == "standard" and device.type != "cpu"
 
 
-def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: NocSettings,
+def run_batch(objects: Sequence[EvalObject], predictor: BatchPredictor, settings: NocSettings,
               pool: Executor | None = None, device_clicker: bool | None = None) -> list[ObjectLog]:
     """Run the whole click loop for objects of one image size; returns their logs in the given order.
 
@@ -223,7 +223,7 @@ def run_batch(objects: Sequence[EvalObject], predictor: Predictor, settings: Noc
             for i, o in enumerate(objects)]
 
 
-def evaluate_objects(objects: Iterable[EvalObject], predictor: Predictor, settings: NocSettings,
+def evaluate_objects(objects: Iterable[EvalObject], predictor: BatchPredictor, settings: NocSettings,
                      batch_size: int, workers: int = 1, device_clicker: bool | None = None) -> Iterator[ObjectLog]:
     """Stream objects through `run_batch`, batching objects of the same image size in reading order.
 

@@ -29,7 +29,7 @@ from ifcn.trainer.inference.crf import CrfParams, require_crf
 from ifcn.trainer.inference.images import DEFAULT_MAX_MEGAPIXELS, max_pixels_of, read_image
 from ifcn.trainer.inference.predictor import Predictor
 from ifcn.trainer.inference.render import FORMATS, SUFFIX, class_shares, write_output
-from ifcn.trainer.inference.semantic import Sizing, segment
+from ifcn.trainer.inference.semantic_segmentation import Sizing, segment
 
 SUMMARY_NAME = "classes.json"
 ON_ERROR = ("skip", "fail")

@@ -36,7 +36,7 @@ from ifcn.trainer.core.names import SEMANTIC, TASKS
 from ifcn.trainer.core.precision import autocast, check_precision
 from ifcn.trainer.inference.grabcut import grabcut_refine
 from ifcn.trainer.inference.zoom import ZoomIn, ZoomSettings
-from ifcn.trainer.models.config import ModelConfig
+from ifcn.trainer.models.model_config import ModelConfig
 
 #: Smallest side every backbone accepts (VGG pools five times); smaller images are edge-padded, then cropped back.
 MIN_SIDE = 32

@@ -8,8 +8,8 @@ from ifcn.trainer.models.backbones import (
     list_backbones,
 )
 from ifcn.trainer.models.builder import build_model
-from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.models.fcn import FCN
+from ifcn.trainer.models.model_config import ModelConfig
 from ifcn.trainer.models.weights import WeightsUnavailableError
 
 __all__ = [

@@ -21,10 +21,10 @@ from torchvision.models import get_model
 
 from ifcn.trainer.models.backbones import BackboneSpec, get_backbone
 from ifcn.trainer.models.classic import convolutionalise
-from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.models.fcn import FCN
 from ifcn.trainer.models.first_layer import adapt_first_layer
 from ifcn.trainer.models.heads import FCNHead
+from ifcn.trainer.models.model_config import ModelConfig
 from ifcn.trainer.models.probe import find_taps, measure_taps
 from ifcn.trainer.models.transfer import mismatches, shorten
 from ifcn.trainer.models.trunk import Trunk

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from ifcn.trainer.models.config import Head
+from ifcn.trainer.models.model_config import Head
 
 #: Dropout after fc6 and fc7, as in the FCN and torchvision classifiers.
 FC_DROPOUT = 0.5

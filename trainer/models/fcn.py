@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ifcn.trainer.models.config import ModelConfig
 from ifcn.trainer.models.heads import FCNHead
+from ifcn.trainer.models.model_config import ModelConfig
 from ifcn.trainer.models.trunk import Trunk
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ifcn.trainer.models.config import FirstLayerInit
+from ifcn.trainer.models.model_config import FirstLayerInit
 
 
 def first_conv(model: nn.Module, name: str) -> nn.Conv2d:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ifcn.trainer.models.config import Upsample
+from ifcn.trainer.models.model_config import Upsample
 
 
 def bilinear_kernel(factor: int) -> torch.Tensor:

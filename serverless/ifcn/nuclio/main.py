@@ -5,7 +5,7 @@ import json
 import os
 
 from ifcn.trainer.annotate.cvat import interact
-from ifcn.trainer.demo.serve import load_predictor
+from ifcn.trainer.demo.demo_serve import load_predictor
 
 
 def init_context(context):

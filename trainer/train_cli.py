@@ -19,9 +19,9 @@ from ifcn.disk import DiskFullError
 from ifcn.errors import InputError
 from ifcn.flags import setting_name
 from ifcn.shards.remote import read_timeout_option
-from ifcn.trainer.config import CHOICES, TrainConfig, config_from_flags, default_workers
 from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.train import SetupError, train
+from ifcn.trainer.train_config import CHOICES, TrainConfig, config_from_flags, default_workers
 
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
@@ -144,5 +144,5 @@ def main(ctx: click.Context, config_file: Path | None, **params: Any) -> None:
         raise click.ClickException(str(e)) from None
 
 
-if __name__ == "__main__":  # `python -m ifcn.trainer.cli`, as `torchrun -m` runs it
+if __name__ == "__main__":  # `python -m ifcn.trainer.train_cli`, as `torchrun -m` runs it
     main()

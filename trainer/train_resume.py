@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from ifcn.flags import flag
-from ifcn.trainer.config import (
+from ifcn.trainer.core.checkpoint import load_checkpoint
+from ifcn.trainer.core.names import BEST, LAST
+from ifcn.trainer.iterative import default_prob
+from ifcn.trainer.train_config import (
     DEFAULT_FIRST_LAYER_INIT,
     DEFAULT_NUM_CLASSES,
     SetupError,
     TrainConfig,
     settings_of,
 )
-from ifcn.trainer.core.checkpoint import load_checkpoint
-from ifcn.trainer.core.names import BEST, LAST
-from ifcn.trainer.iterative import default_prob
 
 #: Settings a resumed run may change; every other one must match the checkpoint's, or the run would not be the same.
 RESUMABLE_CHANGES = frozenset({"out", "shards", "val_shards", "workers", "device", "progress", "log_every",

@@ -33,7 +33,7 @@ from ifcn.trainer.evaluation.report import (
     write_report,
     write_table,
 )
-from ifcn.trainer.evaluation.semantic import (
+from ifcn.trainer.evaluation.semantic_report import (
     SEMANTIC_REPORT_FILES,
     format_scores,
     semantic_summary,
@@ -43,7 +43,7 @@ from ifcn.trainer.evaluation.validation import validate_interactive, validate_se
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.crf import CrfParams, crf_labels, require_crf
 from ifcn.trainer.inference.zoom import ZoomIn, ZoomSettings
-from ifcn.trainer.models.config import ModelConfig
+from ifcn.trainer.models.model_config import ModelConfig
 
 
 def _shards_provenance(shards: ShardSet) -> dict[str, Any]:

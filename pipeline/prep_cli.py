@@ -15,7 +15,7 @@ import click
 
 from ifcn.cores import usable_cores
 from ifcn.labels import MAX_OBJECT_ID
-from ifcn.pipeline.clicks import COUNT_MODES, ClickConfig
+from ifcn.pipeline.click_sampling import COUNT_MODES, ClickConfig
 from ifcn.pipeline.orchestrate import MAX_WORKERS_PER_CORE, ON_ERROR, SampleJob, SampleResult, run_sample
 from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD
 from ifcn.pipeline.sources import SOURCES

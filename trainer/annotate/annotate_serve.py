@@ -7,10 +7,10 @@ from pathlib import Path
 
 import uvicorn
 
-from ifcn.trainer.annotate.app import AnnotateSettings, create_annotate_app
-from ifcn.trainer.annotate.labels import read_labels
+from ifcn.trainer.annotate.annotate_app import AnnotateSettings, create_annotate_app
+from ifcn.trainer.annotate.project_labels import read_labels
 from ifcn.trainer.annotate.store import ProjectStore
-from ifcn.trainer.demo.serve import load_predictor
+from ifcn.trainer.demo.demo_serve import load_predictor
 
 
 def open_project(images: Path, out: Path, labels: Path | None) -> ProjectStore:

@@ -10,7 +10,7 @@ import uvicorn
 
 from ifcn.trainer.core.checkpoint import load_for
 from ifcn.trainer.core.device import resolve_device
-from ifcn.trainer.demo.app import DemoSettings, create_app
+from ifcn.trainer.demo.demo_app import DemoSettings, create_app
 from ifcn.trainer.inference import Predictor
 
 

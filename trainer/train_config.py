@@ -27,7 +27,7 @@ from ifcn.trainer.core.names import TASKS
 from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.iterative import MAX_ROUNDS, IterativeSettings, default_prob
 from ifcn.trainer.losses import INTERACTIVE_LOSSES
-from ifcn.trainer.models.config import ModelConfig
+from ifcn.trainer.models.model_config import ModelConfig
 from ifcn.trainer.schedule import SCHEDULES
 
 #: Semantic classes when `--num-classes` is not given (PASCAL VOC: background + 20).

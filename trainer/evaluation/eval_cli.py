@@ -1,8 +1,8 @@
 """`ifcn-eval`: NoC/NoF/mIoU@k (`noc`), first-pass IoU (`iou`), semantic mIoU (`miou`) and curve overlays (`plot`);
-using a trained model (`demo`, `export`, `predict`) is in `use_cli`.
+using a trained model (`demo`, `export`, `predict`) is in `model_use_cli`.
 
-Thin commands: each checks its options and calls one function of `ifcn.trainer.evaluation.api` (or `report`);
-bad input becomes a Click error naming the file or flag.
+Thin commands: each checks its options and calls one function of `ifcn.trainer.evaluation.checkpoint_eval` (or
+`report`); bad input becomes a Click error naming the file or flag.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import click
 
 from ifcn.cores import usable_cores
 from ifcn.shards.remote import read_timeout_option
-from ifcn.trainer.annotate.cli import ANNOTATE_COMMANDS
+from ifcn.trainer.annotate.annotate_cli import ANNOTATE_COMMANDS
 from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.evaluation.baselines import BASELINES
 from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.crf_options import crf_options
+from ifcn.trainer.evaluation.model_use_cli import USE_COMMANDS
 from ifcn.trainer.evaluation.noc import MAX_CLICKS_LIMIT, REFINERS, NocSettings
-from ifcn.trainer.evaluation.use_cli import USE_COMMANDS
 
 if TYPE_CHECKING:
     from ifcn.trainer.inference.crf import CrfParams
@@ -143,7 +143,7 @@ def noc(checkpoint: Path | None, baseline: str | None, shards: tuple[str, ...], 
     size advance together, one forward pass per click step (--batch-size objects). Prints one table in the
     published layout, a row per --shards dataset.
     """
-    from ifcn.trainer.evaluation.api import run_noc
+    from ifcn.trainer.evaluation.checkpoint_eval import run_noc
 
     if (checkpoint is None) == (baseline is None):
         raise click.UsageError("give --checkpoint (a trained model) or --baseline (no model), not both or neither")
@@ -171,7 +171,7 @@ def noc(checkpoint: Path | None, baseline: str | None, shards: tuple[str, ...], 
 def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None,
         sample_checksums: bool) -> None:
     """First-pass IoU with the shards' sampled click pairs (the trainer's validation IoU)."""
-    from ifcn.trainer.evaluation.api import run_iou
+    from ifcn.trainer.evaluation.checkpoint_eval import run_iou
 
     with _user_errors():
         result = run_iou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit, precision=precision,
@@ -190,7 +190,7 @@ def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
 def miou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: str, limit: int | None,
          out: Path | None, overwrite: bool, sample_checksums: bool, crf: CrfParams | None) -> None:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (255 ignored)."""
-    from ifcn.trainer.evaluation.api import run_miou
+    from ifcn.trainer.evaluation.checkpoint_eval import run_miou
 
     with _user_errors():
         _, table = run_miou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit,

@@ -14,7 +14,7 @@ import torch
 from ifcn.trainer.core.clicks import Click
 
 
-class Predictor(Protocol):
+class BatchPredictor(Protocol):
     """What the NoC engine calls once per click step for a batch of objects of one image size.
 
     A predictor with a true `prev_mask` attribute (a `--prev-mask` model) is also given `prev`, each object's

@@ -1,4 +1,4 @@
-"""`ifcn-eval annotate` and `ifcn-eval annotate-export` (registered on the `ifcn-eval` group by its `cli`).
+"""`ifcn-eval annotate` and `ifcn-eval annotate-export` (registered on the `ifcn-eval` group by its `eval_cli`).
 
 Thin commands: options checked here, the work done by `run_annotate` and `export_project`, which the tests call too.
 """
@@ -42,8 +42,8 @@ def annotate(checkpoint: Path, images: Path, out: Path, labels: Path | None, hos
              infer_side: int, threshold: float, allowed_host: tuple[str, ...], zoom_in: int,
              overlay_side: int) -> None:
     """Annotate a folder of images object by object in a web page; export with `ifcn-eval annotate-export`."""
-    from ifcn.trainer.annotate.app import AnnotateSettings
-    from ifcn.trainer.annotate.serve import run_annotate
+    from ifcn.trainer.annotate.annotate_app import AnnotateSettings
+    from ifcn.trainer.annotate.annotate_serve import run_annotate
     from ifcn.trainer.web.hosts import allowed_hosts
 
     with user_errors():
@@ -62,7 +62,7 @@ def annotate(checkpoint: Path, images: Path, out: Path, labels: Path | None, hos
 @click.option("--split", default="train", show_default=True, help="Split name of the VOC list and the COCO file.")
 def annotate_export(project: Path, out: Path, formats: tuple[str, ...], split: str) -> None:
     """Export the annotated images (with objects, or marked done) at their stored size and orientation."""
-    from ifcn.trainer.annotate.export import export_project
+    from ifcn.trainer.annotate.project_export import export_project
 
     with user_errors():
         summary = export_project(project, out, tuple(formats), split)
@@ -99,7 +99,7 @@ def label_studio_backend(checkpoint: Path, host: str, port: int, device: str, fi
     import uvicorn
 
     from ifcn.trainer.annotate.labelstudio import BackendSettings, create_labelstudio_app
-    from ifcn.trainer.demo.serve import load_predictor
+    from ifcn.trainer.demo.demo_serve import load_predictor
     from ifcn.trainer.web.hosts import allowed_hosts
 
     with user_errors():
@@ -111,5 +111,5 @@ def label_studio_backend(checkpoint: Path, host: str, port: int, device: str, fi
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-#: The commands `ifcn.trainer.evaluation.cli` adds to `ifcn-eval`.
+#: The commands `ifcn.trainer.evaluation.eval_cli` adds to `ifcn-eval`.
 ANNOTATE_COMMANDS = (annotate, annotate_export, label_studio_backend)

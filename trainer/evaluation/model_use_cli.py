@@ -1,4 +1,4 @@
-"""`ifcn-eval demo`, `export` and `predict`: using a trained model (registered on the `ifcn-eval` group by `cli`).
+"""`ifcn-eval demo`, `export` and `predict`: using a trained model (registered on the `ifcn-eval` group by `eval_cli`).
 
 Thin commands: each checks its options and calls one typed function (`run_demo`, `export_checkpoint`, ...), which
 the tests call too. Heavy imports (torch, the web server) happen inside the commands, so `--help` stays fast.
@@ -67,8 +67,8 @@ def demo(checkpoint: Path, images: Path | None, host: str, port: int, device: st
 
     The page works offline; its JSON API is described at /openapi.json and usable without the page.
     """
-    from ifcn.trainer.demo.app import DemoSettings
-    from ifcn.trainer.demo.serve import run_demo
+    from ifcn.trainer.demo.demo_app import DemoSettings
+    from ifcn.trainer.demo.demo_serve import run_demo
     from ifcn.trainer.web.hosts import allowed_hosts
 
     with user_errors():
@@ -88,7 +88,7 @@ def demo(checkpoint: Path, images: Path | None, host: str, port: int, device: st
                    "distance channels itself (otherwise it takes the 5-channel network input).")
 def export(checkpoint: Path, fmt: str, out: Path, with_clicks: bool) -> None:
     """Export the network with dynamic batch, height and width; the input contract goes into the file's metadata."""
-    from ifcn.trainer.inference.export import export_checkpoint
+    from ifcn.trainer.inference.model_export import export_checkpoint
 
     with user_errors():
         info = export_checkpoint(checkpoint, fmt, out, with_clicks)
@@ -124,7 +124,7 @@ def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, t
             on_error: str, max_megapixels: float, no_progress: bool, crf: CrfParams | None) -> None:
     """Segment images of any size with a semantic checkpoint: VOC-coloured masks, index masks or overlays."""
     from ifcn.trainer.inference.predict_images import SUMMARY_NAME, run_predict
-    from ifcn.trainer.inference.semantic import Sizing
+    from ifcn.trainer.inference.semantic_segmentation import Sizing
 
     with user_errors():
         sizing = Sizing(max_side or None, tile or None, overlap)
@@ -137,5 +137,5 @@ def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, t
                f"wrote {out} ({fmt}) and {out / SUMMARY_NAME}")
 
 
-#: The commands `cli` adds to `ifcn-eval`.
+#: The commands `eval_cli` adds to `ifcn-eval`.
 USE_COMMANDS = (demo, export, predict)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from ifcn.errors import InputError
 from ifcn.trainer.annotate.drafts import Draft, DraftStore, current_mask, extended_probs
 from ifcn.trainer.annotate.store import AnnotatedObject, ProjectStore, new_object_id, now_ns
-from ifcn.trainer.demo.app import STATUS_OF_KIND, mask_png
+from ifcn.trainer.demo.demo_app import STATUS_OF_KIND, mask_png
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import fit_size, list_images, read_image
 from ifcn.trainer.inference.zoom import ZoomSettings
