@@ -1,9 +1,9 @@
 """Where a command may write: an output never replaces one of the command's inputs or a file this tool did not write.
 
-Every command that writes files (`ifcn-eval predict`, `export`, `noc`/`miou --out`, `ifcn-prep inspect --png`,
+Every command that writes files (`ifcn-eval predict`, `export`, `noc`/`miou --out`, `ifcn-prep inspect --out`,
 `ifcn-train --out`) checks its output paths with `check_outputs` before it does any work, so `--out photos` over the
-photos being segmented, `--out ck.pt` over the checkpoint being exported or `--png` over a shard stops with one line
-instead of destroying the input. Report folders written again are refused, or their old files moved aside with
+photos being segmented, `--out ck.pt` over the checkpoint being exported or `inspect --out` over a shard stops with
+one line instead of destroying the input. Report folders written again are refused, or their old files moved aside with
 `move_aside` (never deleted), as the trainer does with run folders.
 """
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ifcn import __version__
+from ifcn.cli_options import ON_ERROR, progress
 from ifcn.cores import usable_cores
 from ifcn.disk import DiskFullError, disk_full_guard, is_disk_full
 from ifcn.errors import InputError
@@ -36,7 +37,6 @@ from ifcn.pipeline.sources import SourceSpec, get_source, resolve_split
 from ifcn.shards.formats import get_format
 from ifcn.shards.manifest import SCHEMA_VERSION, Manifest, Source, Totals, write_manifest
 
-ON_ERROR = ("fail", "skip")
 #: Retries of a task that raised (a worker that died is rescheduled by the scheduler on its own).
 TASK_RETRIES = 2
 WORKER_WAIT_S = 60
@@ -181,30 +181,27 @@ def local_cluster(workers: int) -> Any:
                         silence_logs=logging.ERROR, preload=[build_shard.__module__])
 
 
-def _run_tasks(client: Any, tasks: list[ShardTask], progress: bool, out: Path,
+def _run_tasks(client: Any, tasks: list[ShardTask], bar: bool, out: Path,
                log: Callable[[str], None]) -> list[ShardResult]:
     """Submit one task per shard and collect the results; stop at the first bad input (`--on-error fail`) or full
     disk (`DiskFullError` for `out`, the folder the user named). Says which finished shards were rebuilt because
-    their input files changed."""
+    their input files changed; progress goes to stderr (a bar on a terminal when `bar`)."""
     from distributed import as_completed
-    from tqdm import tqdm
 
     futures = [client.submit(build_shard, task, pure=False, retries=TASK_RETRIES) for task in tasks]
     names = {task.spec.index: task.name for task in tasks}
     results: list[ShardResult] = []
     try:
-        with tqdm(total=len(futures), desc=f"{tasks[0].split} shards", unit="shard", disable=not progress,
-                  file=sys.stderr) as bar:
-            for future in as_completed(futures):
-                result: ShardResult = future.result()
-                if result.stale:
-                    log(f"{out / names[result.index]}: {result.stale}")
-                if is_disk_full(result.error):
-                    raise _disk_full(out, tasks, results, result)
-                if result.error is not None:
-                    raise result.error
-                results.append(result)
-                bar.update()
+        for future in progress(as_completed(futures), total=len(futures), desc=f"{tasks[0].split} shards",
+                               unit="shards", bar=bar):
+            result: ShardResult = future.result()
+            if result.stale:
+                log(f"{out / names[result.index]}: {result.stale}")
+            if is_disk_full(result.error):
+                raise _disk_full(out, tasks, results, result)
+            if result.error is not None:
+                raise result.error
+            results.append(result)
     finally:
         client.cancel(futures)
     return sorted(results, key=lambda r: r.index)

@@ -13,10 +13,17 @@ from typing import Any
 
 import click
 
+from ifcn.cli_options import (
+    no_progress_option,
+    on_error_option,
+    positional_or_option,
+    renamed_option,
+    user_errors,
+)
 from ifcn.cores import usable_cores
 from ifcn.labels import MAX_OBJECT_ID
 from ifcn.pipeline.click_sampling import COUNT_MODES, ClickConfig
-from ifcn.pipeline.orchestrate import MAX_WORKERS_PER_CORE, ON_ERROR, SampleJob, SampleResult, run_sample
+from ifcn.pipeline.orchestrate import MAX_WORKERS_PER_CORE, SampleJob, SampleResult, run_sample
 from ifcn.pipeline.shard_plan import DEFAULT_IMAGES_PER_SHARD
 from ifcn.pipeline.sources import SOURCES
 from ifcn.shards.formats import FORMATS
@@ -54,8 +61,18 @@ def main() -> None:
     click-interaction shards."""
 
 
+#: The positional forms of `synth OUT`, `verify SHARDS` and `inspect SHARDS`, kept for one release (now `--out`,
+#: `--shards`).
+OLD_OUT = click.argument("old_out", metavar="[OUT]", required=False, type=click.Path(file_okay=False, path_type=Path))
+OLD_SHARDS = click.argument("old_shards", metavar="[SHARDS]", required=False)
+SHARDS = click.option("--shards", default=None, help="The dataset: a folder holding manifest.json, the manifest file, "
+                      "or its http(s):// or pipe: URL.")
+
+
 @main.command()
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@OLD_OUT
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write the dataset into (required).")
 @click.option("--train-images", type=click.IntRange(min=0), required=True, help="Images in the train split.")
 @click.option("--val-images", type=click.IntRange(min=0), required=True, help="Images in the val split.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Dataset seed.")
@@ -64,20 +81,19 @@ def main() -> None:
 @click.option("--layout", type=click.Choice(list(SOURCES)), default="voc", show_default=True,
               help="Released layout to write (single-split layouts get train + val images).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset folder of that layout in OUT.")
-def synth(out: Path, train_images: int, val_images: int, seed: int, long_side: int, layout: str,
-          overwrite: bool) -> None:
+def synth(old_out: Path | None, out: Path | None, train_images: int, val_images: int, seed: int, long_side: int,
+          layout: str, overwrite: bool) -> None:
     """Write a synthetic dataset in a released layout under OUT (voc: OUT/VOCdevkit/VOC2012, sbd:
     OUT/benchmark_RELEASE/dataset, grabcut: OUT/GrabCut, berkeley: OUT/Berkeley, davis: OUT/DAVIS, coco: OUT/COCO)."""
     from ifcn.pipeline.synth import SynthConfig, make_synth_dataset
 
+    out = Path(positional_or_option("out", old_out, out))
     try:
         config = SynthConfig(train_images=train_images, val_images=val_images, seed=seed, long_side=long_side)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    try:
+    with user_errors():
         root = make_synth_dataset(out, config, layout=layout, overwrite=overwrite)
-    except OSError as e:  # FileExistsError included
-        raise click.ClickException(str(e)) from None
     click.echo(f"wrote {train_images} train and {val_images} val images to {root}")
 
 
@@ -124,11 +140,10 @@ def _summary(result: SampleResult) -> str:
               "one per shard].")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Run on the existing Dask cluster of this scheduler (paths must be visible to its workers).")
-@click.option("--on-error", type=click.Choice(ON_ERROR), default="fail", show_default=True,
-              help="fail: stop at the first bad image; skip: leave it out and record it in the manifest.")
+@on_error_option("Bad images (skipped ones are recorded in the manifest)")
 @click.option("--overwrite", is_flag=True, help="Replace the shards of an earlier run with other parameters in OUT "
               "(only what that run recorded; the old dataset stays until the new one is complete).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@no_progress_option()
 def sample(source: str, root: Path | None, voc_root: Path | None, coco_images: Path | None, coco_json: Path | None,
            split: str | None, out: Path, seed: int, fmt: str, images_per_shard: int, workers: int | None,
            scheduler: str | None, on_error: str, overwrite: bool, no_progress: bool, **click_options: Any) -> None:
@@ -148,26 +163,24 @@ def sample(source: str, root: Path | None, voc_root: Path | None, coco_images: P
                         scheduler=scheduler, on_error=on_error, overwrite=overwrite, progress=not no_progress)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    try:
+    with user_errors():  # bad input, another job or writer, no cluster, full or unwritable disk
         result = run_sample(job, log=lambda message: click.echo(message, err=True))
-    except (ValueError, OSError) as e:  # bad input, another job or writer, no cluster, full or unwritable disk
-        raise click.ClickException(str(e)) from None
     click.echo(_summary(result))
 
 
 @main.command()
-@click.argument("shards")
+@OLD_SHARDS
+@SHARDS
 @read_timeout_option
-def verify(shards: str) -> None:
+def verify(old_shards: str | None, shards: str | None) -> None:
     """Check the dataset SHARDS (a folder holding manifest.json, the manifest file, or its http(s):// or pipe: URL)
     against its manifest: every shard's size, sha256, samples and counts; in a folder, also files left over by
     interrupted runs. Exit status 1 when anything is wrong."""
     from ifcn.pipeline.verify import verify_output
 
-    try:
+    shards = positional_or_option("shards", old_shards, shards)
+    with user_errors():
         report = verify_output(shards)
-    except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from None
     for problem in report.problems:
         click.echo(f"BAD {problem}")
     for name in report.other_files or ():
@@ -180,24 +193,29 @@ def verify(shards: str) -> None:
 
 
 @main.command()
-@click.argument("shards")
+@OLD_SHARDS
+@SHARDS
 @click.option("--key", default=None, help="Sample to draw, by its shard key or its name in the dataset "
               "[default: the first sample of the first shard].")
 @click.option("--object", "object_id", type=click.IntRange(1, MAX_OBJECT_ID), default=None,
               help="Object id [default: the first with clicks].")
 @click.option("--pair", type=click.IntRange(min=0), default=0, show_default=True, help="Click pair to draw.")
-@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output PNG file.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output PNG file (required).")
+@renamed_option("--png", "--out", "out", type=click.Path(dir_okay=False, path_type=Path))
 @read_timeout_option
-def inspect(shards: str, key: str | None, object_id: int | None, pair: int, png: Path) -> None:
+def inspect(old_shards: str | None, shards: str | None, key: str | None, object_id: int | None, pair: int,
+            out: Path | None) -> None:
     """Draw one sample of SHARDS (a folder holding manifest.json, a manifest, a shard pattern, or their URLs) with its
     clicks to a PNG."""
     from ifcn.pipeline.preview import inspect_output
 
-    try:
-        view = inspect_output(shards, png, key=key, object_id=object_id, pair=pair)
-    except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(f"{png}: {view.title}")
+    shards = positional_or_option("shards", old_shards, shards)
+    if out is None:
+        raise click.UsageError("missing option --out (the PNG to write)")
+    with user_errors():
+        view = inspect_output(shards, out, key=key, object_id=object_id, pair=pair)
+    click.echo(f"{out}: {view.title}")
 
 
 if __name__ == "__main__":

@@ -106,5 +106,5 @@ def inspect_output(shards: str | Path, png: Path, key: str | None = None, object
     file that is not a figure of this tool."""
     shard_set = resolve_shards(shards)
     inputs = [*shard_set.locations, shards, Path(shards) / MANIFEST_NAME]
-    check_outputs([Path(png)], flag="--png", inputs=inputs, ours=is_own_png)
+    check_outputs([Path(png)], flag="--out", inputs=inputs, ours=is_own_png)
     return draw_sample(find_sample(shard_set, key), png, object_id, pair)

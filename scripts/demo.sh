@@ -8,11 +8,11 @@ demo="${DEMO_DIR:-demo}"
 epochs="${DEMO_EPOCHS:-6}"
 minutes="${DEMO_MINUTES:-6}"
 set -x
-ifcn-prep synth "$demo/data" --train-images 160 --val-images 40 --long-side 160 --seed 0 --overwrite
+ifcn-prep synth --out "$demo/data" --train-images 160 --val-images 40 --long-side 160 --seed 0 --overwrite
 ifcn-prep sample --voc-root "$demo/data" --split train --pairs 15 --out "$demo/shards/train" --overwrite --no-progress
 ifcn-prep sample --voc-root "$demo/data" --split val --pairs 1 --out "$demo/shards/val" --overwrite --no-progress
-ifcn-prep verify "$demo/shards/train"
-ifcn-prep inspect "$demo/shards/train" --png "$demo/inspect.png"
+ifcn-prep verify --shards "$demo/shards/train"
+ifcn-prep inspect --shards "$demo/shards/train" --out "$demo/inspect.png"
 rm -rf "$demo/run" "$demo/untrained"
 ifcn-train --shards "$demo/shards/train" --val-shards "$demo/shards/val" --task interactive --arch resnet18 --stride 8 \
     --weights none --epochs "$epochs" --max-minutes "$minutes" --batch-size 16 --crop 128 --workers 1 --device auto \
@@ -23,7 +23,7 @@ ifcn-eval noc --checkpoint "$demo/run/best.pt" --shards "$demo/shards/val" --max
     --label trained
 ifcn-eval noc --checkpoint "$demo/untrained/best.pt" --shards "$demo/shards/val" --max-clicks 20 --out "$demo/noc-untrained" \
     --label untrained
-ifcn-eval plot "$demo/noc" "$demo/noc-untrained" --png "$demo/compare.png"
+ifcn-eval plot --reports "$demo/noc" --reports "$demo/noc-untrained" --out "$demo/compare.png"
 set +x
 echo
 echo "Select objects by clicking on the model just trained (then open http://127.0.0.1:8000/ in a browser):"

@@ -18,8 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"ifcn": "ifcn", "pipeline": "ifcn.pipeline", "trainer": "ifcn.trainer"}
 LAYERS = ("shared", "models", "core", "data", "inference", "evaluation", "web", "demo", "tools")
 #: The `ifcn-eval` command modules: they wire every subcommand, so they sit with the tools.
-COMMAND_MODULES = {"ifcn.trainer.evaluation.eval_cli", "ifcn.trainer.evaluation.model_use_cli",
-                   "ifcn.trainer.evaluation.cli_errors"}
+COMMAND_MODULES = {"ifcn.trainer.evaluation.eval_cli", "ifcn.trainer.evaluation.model_use_cli"}
 #: `from ifcn import Predictor` loads the inference API on first use (`ifcn/__init__.py`'s lazy attribute).
 ALLOWED = {("ifcn", "ifcn.trainer.inference")}
 

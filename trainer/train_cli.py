@@ -15,12 +15,10 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ifcn.disk import DiskFullError
-from ifcn.errors import InputError
+from ifcn.cli_options import DEVICE_HELP, user_errors
 from ifcn.flags import setting_name
 from ifcn.shards.remote import read_timeout_option
-from ifcn.trainer.core.names import DEVICE_HELP
-from ifcn.trainer.train import SetupError, train
+from ifcn.trainer.train import train
 from ifcn.trainer.train_config import CHOICES, TrainConfig, config_from_flags, default_workers
 
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
@@ -138,10 +136,8 @@ def main(ctx: click.Context, config_file: Path | None, **params: Any) -> None:
         config = config_from_flags(given, config_file=config_file)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    try:
+    with user_errors():  # bad settings or shards, a sample found bad in training, a full disk
         train(config)
-    except (SetupError, DiskFullError, InputError) as e:  # InputError: a shard or sample found bad in training
-        raise click.ClickException(str(e)) from None
 
 
 if __name__ == "__main__":  # `python -m ifcn.trainer.train_cli`, as `torchrun -m` runs it

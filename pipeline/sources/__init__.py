@@ -122,7 +122,8 @@ class DatasetSource(Protocol):
     name: str
     #: The split names of the layout; empty when any name goes (COCO names a split after its annotation file).
     splits: tuple[str, ...]
-    #: The folder under `ifcn-prep synth OUT --layout NAME` that the synthetic dataset is written to (pass it --root).
+    #: The folder under `ifcn-prep synth --out OUT --layout NAME` that the synthetic dataset is written to (pass it
+    #: --root).
     synth_folder: str
 
     def default_split(self, spec: SourceSpec) -> str | None:

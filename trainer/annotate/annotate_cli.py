@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ifcn.trainer.evaluation.cli_errors import user_errors
+from ifcn.cli_options import device_option, user_errors
 
 
 @click.command()
@@ -24,8 +24,7 @@ from ifcn.trainer.evaluation.cli_errors import user_errors
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; 0.0.0.0 exposes the page to your network.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="auto = CUDA when available.")
+@device_option()
 @click.option("--infer-side", type=click.IntRange(min=32), default=1024, show_default=True,
               help="The network sees images with their long side at most this; masks stay at full size.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
@@ -80,7 +79,7 @@ def annotate_export(project: Path, out: Path, formats: tuple[str, ...], split: s
               help="Interactive checkpoint written by `ifcn-train`.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 for Docker).")
 @click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option()
 @click.option("--files-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, for tasks with /data/local-files/ images.")
 @click.option("--label-studio-url", default=None, help="Label Studio's address, for uploaded images (/data/upload).")

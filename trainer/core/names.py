@@ -1,4 +1,5 @@
-"""The trainer's vocabulary, defined once: task names, run-file names and the device choices every tool accepts."""
+"""The trainer's vocabulary, defined once: task names and run-file names (the
+device choices every tool accepts are `ifcn.cli_options.DEVICE_HELP`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,5 @@ from ifcn.shards.check import TASKS
 INTERACTIVE, SEMANTIC = TASKS
 #: A run folder's checkpoints: the latest state (resumable) and the best model by the validation metric.
 LAST, BEST = "last.pt", "best.pt"
-#: What `--device` accepts: `auto` (CUDA when present), or any torch device string (`cpu`, `cuda`, `cuda:1`, `mps`).
-DEVICE_HELP = "auto = CUDA when available, else CPU; or any torch device: cpu, cuda, cuda:1, mps"
 
-__all__ = ["BEST", "DEVICE_HELP", "INTERACTIVE", "LAST", "SEMANTIC", "TASKS"]
+__all__ = ["BEST", "INTERACTIVE", "LAST", "SEMANTIC", "TASKS"]

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from ifcn.cli_options import progress as report_progress
 from ifcn.labels import class_names
 from ifcn.outputs import earlier_report, move_aside
 from ifcn.shards.manifest import ShardSet, resolve_shards
@@ -53,6 +52,16 @@ def _shards_provenance(shards: ShardSet) -> dict[str, Any]:
 def _provenance(checkpoint: Path, config: ModelConfig, state: dict[str, Any], shards: ShardSet) -> dict[str, Any]:
     return {"checkpoint": str(checkpoint), "task": state.get("task"), "model_config": config.to_dict(),
             "checkpoint_manifest_id": state.get("manifest_id"), **_shards_provenance(shards)}
+
+
+def expected_objects(shards: ShardSet, limit: int | None) -> int | None:
+    """How many objects NoC will evaluate, for its progress total: the manifest's objects (with clicks or skipped by
+    `ifcn-prep`: every object of the object maps), at most `limit`; `limit` (or None) without a manifest."""
+    if shards.manifest is None:
+        return limit
+    totals = shards.manifest.totals
+    found = totals.objects + sum(totals.skipped_objects.values())
+    return found if limit is None else min(found, limit)
 
 
 def run_noc(checkpoint: Path | None, shards: str | Path | Sequence[str | Path], settings: NocSettings, *,
@@ -114,8 +123,9 @@ def run_noc(checkpoint: Path | None, shards: str | Path | Sequence[str | Path], 
         skipped: Counter = Counter()
         objects = iter_objects(dataset.shards, settings.min_area, limit, skipped, check_digest=check_digest)
         start = time.perf_counter()
-        logs = list(tqdm(evaluate_objects(objects, predictor, settings, batch_size, workers), desc=dataset.name,
-                         unit="obj", total=limit, disable=not progress, leave=False))
+        logs = list(report_progress(evaluate_objects(objects, predictor, settings, batch_size, workers),
+                                    total=expected_objects(dataset.shards, limit), desc=dataset.name, unit="objects",
+                                    bar=progress))
         summaries[dataset.name] = summary = {
             "command": "noc", "label": label, "dataset": dataset.name,
             **provenance(dataset.shards),

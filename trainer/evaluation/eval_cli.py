@@ -13,13 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ifcn.cli_options import (
+    device_option,
+    no_progress_option,
+    positional_or_option,
+    renamed_option,
+    user_errors,
+)
 from ifcn.cores import usable_cores
 from ifcn.shards.remote import read_timeout_option
 from ifcn.trainer.annotate.annotate_cli import ANNOTATE_COMMANDS
-from ifcn.trainer.core.names import DEVICE_HELP
 from ifcn.trainer.core.precision import PRECISIONS
 from ifcn.trainer.evaluation.baselines import BASELINES
-from ifcn.trainer.evaluation.cli_errors import user_errors as _user_errors
 from ifcn.trainer.evaluation.clicker import CLICKERS
 from ifcn.trainer.evaluation.crf_options import crf_options
 from ifcn.trainer.evaluation.model_use_cli import USE_COMMANDS
@@ -29,10 +34,10 @@ if TYPE_CHECKING:
     from ifcn.trainer.inference.crf import CrfParams
 
 #: Clicker threads: the cores available, at most 8 (beyond that the forward pass dominates).
-DEFAULT_WORKERS = min(8, usable_cores())
+DEFAULT_THREADS = min(8, usable_cores())
 #: Upper bounds that catch typing mistakes (`--batch-size 100000`) before they exhaust memory.
 MAX_BATCH_SIZE = 1024
-MAX_WORKERS = 256
+MAX_THREADS = 256
 
 
 class IouTarget(click.ParamType):
@@ -66,7 +71,7 @@ def common_options(command: Callable[..., Any], checkpoint_help: str = "",
     options = [
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=required,
                      help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt)." + checkpoint_help),
-        click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "."),
+        device_option(),
         click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True,
                      help="Most images (objects for noc) per forward pass."),
         click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fp32", show_default=True,
@@ -127,14 +132,15 @@ def _noc_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Convolution kernels whose results do not depend on the batch size (slower): logs then equal "
                    "those of --batch-size 1 bit for bit. Default kernels may flip a pixel within ~1e-6 of the "
                    "threshold.")
-@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=DEFAULT_WORKERS, show_default=True,
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=DEFAULT_THREADS, show_default=True,
               help="Threads for the per-object CPU work (clicker, GrabCut); results do not depend on it. Default: "
                    "the cores available, at most 8.")
-@click.option("--no-progress", is_flag=True, help="No progress bar (batch jobs, logs).")
+@renamed_option("--workers", "--threads", "threads", type=click.IntRange(1, MAX_THREADS))
+@no_progress_option()
 def noc(checkpoint: Path | None, baseline: str | None, shards: tuple[str, ...], device: str, batch_size: int,
         precision: str, max_clicks: int, ious: tuple[float, ...], clicker: str, threshold: float, refine: str,
         min_area: int, zoom_in: int, limit: int | None, out: Path | None, overwrite: bool, label: str | None,
-        batch_invariant: bool, workers: int, no_progress: bool, sample_checksums: bool) -> None:
+        batch_invariant: bool, threads: int, no_progress: bool, sample_checksums: bool) -> None:
     """Number of clicks to reach each IoU target (spec §6), mIoU after each click, NoF, seconds per click.
 
     Every object (ids 1..254) of every image's object map is evaluated (--min-area restricts; skipped objects are
@@ -147,11 +153,11 @@ def noc(checkpoint: Path | None, baseline: str | None, shards: tuple[str, ...], 
 
     if (checkpoint is None) == (baseline is None):
         raise click.UsageError("give --checkpoint (a trained model) or --baseline (no model), not both or neither")
-    with _user_errors():
+    with user_errors():
         settings = NocSettings(max_clicks, tuple(sorted(set(ious))), clicker, threshold, refine, min_area, zoom_in)
         result = run_noc(checkpoint, shards, settings, device=device, batch_size=batch_size, limit=limit,
                          precision=precision, out=out, label=label, batch_invariant=batch_invariant,
-                         workers=workers, progress=not no_progress, check_digest=sample_checksums,
+                         workers=threads, progress=not no_progress, check_digest=sample_checksums,
                          overwrite=overwrite, baseline=baseline)
     click.echo(f"{result['label']} ({settings.clicker} clicker, threshold {settings.threshold:g}, refine "
                f"{settings.refine})\n")
@@ -173,7 +179,7 @@ def iou(checkpoint: Path, shards: str, device: str, batch_size: int, precision: 
     """First-pass IoU with the shards' sampled click pairs (the trainer's validation IoU)."""
     from ifcn.trainer.evaluation.checkpoint_eval import run_iou
 
-    with _user_errors():
+    with user_errors():
         result = run_iou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit, precision=precision,
                          check_digest=sample_checksums)
     click.echo(f"IoU {result['iou'] * 100:.2f}% over {result['objects']} objects ({result['pairs']} click pairs)")
@@ -192,7 +198,7 @@ def miou(checkpoint: Path, shards: str, device: str, batch_size: int, precision:
     """Semantic mIoU, pixel accuracy and per-class IoU over the split (255 ignored)."""
     from ifcn.trainer.evaluation.checkpoint_eval import run_miou
 
-    with _user_errors():
+    with user_errors():
         _, table = run_miou(checkpoint, shards, device=device, batch_size=batch_size, limit=limit,
                             precision=precision, out=out, check_digest=sample_checksums, crf=crf,
                             overwrite=overwrite)
@@ -202,16 +208,24 @@ def miou(checkpoint: Path, shards: str, device: str, batch_size: int, precision:
 
 
 @main.command()
-@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output PNG file.")
+@click.argument("old_reports", metavar="[REPORTS]...", nargs=-1,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--reports", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A `noc --out` report folder; repeat for several (required).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output PNG file (required).")
+@renamed_option("--png", "--out", "out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--label", "labels", multiple=True, help="Curve label, one per report folder, in order.")
-def plot(reports: tuple[Path, ...], png: Path, labels: tuple[str, ...]) -> None:
+def plot(old_reports: tuple[Path, ...], reports: tuple[Path, ...], out: Path | None, labels: tuple[str, ...]) -> None:
     """Overlay the mIoU-vs-clicks curves of several `noc --out` report folders in one PNG."""
     from ifcn.trainer.evaluation.report import plot_reports
 
-    with _user_errors():
-        plot_reports(reports, png, labels)
-    click.echo(f"wrote {png}")
+    reports = positional_or_option("reports", old_reports, reports)
+    if out is None:
+        raise click.UsageError("missing option --out (the PNG to write)")
+    with user_errors():
+        plot_reports(reports, out, labels)
+    click.echo(f"wrote {out}")
 
 
 for _command in (*USE_COMMANDS, *ANNOTATE_COMMANDS):

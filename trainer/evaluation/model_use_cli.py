@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ifcn.trainer.core.names import DEVICE_HELP
-from ifcn.trainer.evaluation.cli_errors import user_errors
+from ifcn.cli_options import device_option, no_progress_option, on_error_option, user_errors
 from ifcn.trainer.evaluation.crf_options import crf_options
 
 if TYPE_CHECKING:
@@ -28,7 +27,7 @@ DEFAULT_MAX_SIDE = 1024
 
 _CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                            help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt).")
-_DEVICE = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + ".")
+_DEVICE = device_option()
 
 
 @click.command()
@@ -115,10 +114,9 @@ def export(checkpoint: Path, fmt: str, out: Path, with_clicks: bool) -> None:
 @click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
               help="Pixels shared by neighbouring tiles (less than half a tile).")
 @_DEVICE
-@click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
-              help="Files that are not readable images: skip them with a message, or stop.")
+@on_error_option("Files that are not readable images")
 @_MAX_MEGAPIXELS
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@no_progress_option()
 @crf_options
 def predict(checkpoint: Path, images: str, out: Path, fmt: str, max_side: int, tile: int, overlap: int, device: str,
             on_error: str, max_megapixels: float, no_progress: bool, crf: CrfParams | None) -> None:

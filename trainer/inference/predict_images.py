@@ -17,8 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from ifcn.cli_options import progress as report_progress
 from ifcn.errors import InputError
 from ifcn.io import write_json
 from ifcn.labels import class_names
@@ -127,7 +126,7 @@ def run_predict(checkpoint: Path, images: str | Path, out: Path, *, fmt: str = "
     results: dict[str, Any] = {}
     skipped: list[dict[str, str]] = []
     start = time.perf_counter()
-    for path, name in tqdm(outputs.items(), desc="images", unit="img", disable=not progress):
+    for path, name in report_progress(outputs.items(), total=len(outputs), desc="images", unit="images", bar=progress):
         try:
             image = read_image(path, max_pixels=max_pixels).rgb
         except InputError as e:
