@@ -1,5 +1,5 @@
-"""Issue 21, `ifcn-train`: one test per fault a hostile tester found, named by the issue's item number; each failed on
-the code before the fix.
+"""`ifcn-train`'s checks of its settings before a run starts: `--config` values, limits, no run folder left by a
+failed start (from issue 21, numbered by its items; each test failed on the code before the fix).
 
 7. `--config` JSON: every value of the wrong type and every unknown key is refused, one clear line each;
 15. absurd limits (`--crop 100000`) are refused before anything is written, and a failed start leaves no run folder;
@@ -28,7 +28,7 @@ def _invoke(*args: object) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_fault_07_config_values_of_the_wrong_type_and_unknown_keys_are_refused_one_line_each(
+def test_config_values_of_the_wrong_type_and_unknown_keys_are_refused_one_line_each(
         train_shards: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"shards": str(train_shards), "task": "semantic", "channels_last": "false",
@@ -44,7 +44,7 @@ def test_fault_07_config_values_of_the_wrong_type_and_unknown_keys_are_refused_o
     assert "Traceback" not in result.output and not (tmp_path / "run").exists()
 
 
-def test_fault_15_absurd_limits_are_refused_before_anything_is_written(train_shards: Path, tmp_path: Path) -> None:
+def test_absurd_limits_are_refused_before_anything_is_written(train_shards: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     for flags in (["--crop", "100000"], ["--scale-range", "0.5", "1000"]):
         result = _invoke("--shards", train_shards, "--out", run, *SEMANTIC, *flags)
@@ -53,7 +53,7 @@ def test_fault_15_absurd_limits_are_refused_before_anything_is_written(train_sha
         assert not run.exists()
 
 
-def test_fault_15_a_start_that_fails_before_its_first_checkpoint_leaves_no_run_folder(
+def test_a_start_that_fails_before_its_first_checkpoint_leaves_no_run_folder(
         train_shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ifcn.trainer.train as train_module
 
@@ -67,12 +67,12 @@ def test_fault_15_a_start_that_fails_before_its_first_checkpoint_leaves_no_run_f
     assert isinstance(result.exception, RuntimeError) and not (tmp_path / "runs").exists()
 
 
-def test_fault_16_a_wrong_shards_leaves_no_empty_run_folder(tmp_path: Path) -> None:
+def test_a_wrong_shards_leaves_no_empty_run_folder(tmp_path: Path) -> None:
     result = _invoke("--shards", tmp_path / "no-such-shards", "--out", tmp_path / "a" / "run", *SEMANTIC)
     assert result.exit_code == 1 and "no-such-shards" in result.output and not (tmp_path / "a").exists()
 
 
-def test_fault_17_a_full_disk_before_the_first_checkpoint_advises_a_rerun_and_paths_are_stored_resolved(
+def test_a_full_disk_before_the_first_checkpoint_advises_a_rerun_and_paths_are_stored_resolved(
         train_shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ifcn.trainer.run_files as run_files
 
@@ -95,7 +95,7 @@ def test_fault_17_a_full_disk_before_the_first_checkpoint_advises_a_rerun_and_pa
     assert result.exit_code == 0 and "finished:" in result.output, result.output
 
 
-def test_fault_17_a_shard_given_as_weights_is_called_a_tar_archive(train_shards: Path, tmp_path: Path) -> None:
+def test_a_shard_given_as_weights_is_called_a_tar_archive(train_shards: Path, tmp_path: Path) -> None:
     shard = next(train_shards.glob("*.tar"))
     args = [a for a in SEMANTIC if a not in ("--weights", "none")]
     result = _invoke("--shards", train_shards, "--out", tmp_path / "run", *args, "--weights", shard)

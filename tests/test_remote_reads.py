@@ -1,7 +1,7 @@
-"""Issue 21, item 8: a shard server that sends 2 KB and stalls no longer blocks `ifcn-prep verify` or a reader (the
-trainer's and evaluator's) forever: no data for `--read-timeout` seconds ends the transfer, it is retried a bounded
-number of times, and the error names the URL. The server is a local thread; the old code failed this test by
-hanging (the test gives it 60 s, then fails)."""
+"""Remote shard reads (`ifcn.shards.remote`, issue 21 item 8): a shard server that sends 2 KB and stalls no longer
+blocks `ifcn-prep verify` or a reader (the trainer's and evaluator's) forever: no data for `--read-timeout` seconds
+ends the transfer, it is retried a bounded number of times, and the error names the URL. The server is a local
+thread; the old code failed this test by hanging (the test gives it 60 s, then fails)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def _capture(work):
         return e
 
 
-def test_fault_08_verify_of_a_stalling_server_stops_naming_the_url(shards: Path) -> None:
+def test_verify_of_a_stalling_server_stops_naming_the_url(shards: Path) -> None:
     requests: Counter = Counter()
     with stalling_server(shards, requests) as url:
         result = _in_a_thread(lambda: CliRunner().invoke(main, ["verify", f"{url}manifest.json",
@@ -92,7 +92,7 @@ def test_fault_08_verify_of_a_stalling_server_stops_naming_the_url(shards: Path)
     assert requests["val-000000.tar"] == 1 + RETRIES  # retried, but not forever
 
 
-def test_fault_08_a_reader_of_a_stalling_server_stops_naming_the_url(shards: Path,
+def test_a_reader_of_a_stalling_server_stops_naming_the_url(shards: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(READ_TIMEOUT_ENV, "0.5")
     requests: Counter = Counter()

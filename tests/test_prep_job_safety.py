@@ -1,4 +1,5 @@
-"""Issue 13, the `ifcn-prep` side: one test (or a few) per numbered fault, each of which the code before the fix failed.
+"""The `ifcn-prep sample` job's safety: `--overwrite`, one writer per folder, verify, a full disk, option limits
+(from issue 13, numbered by its items; the code before the fix failed each test).
 
 2. `--overwrite` removes only what an earlier run recorded, and never leaves OUT without a dataset.
 3. One writer per output folder: a second `sample` is refused, naming the first; `kill -9` leaves no stale lock.
@@ -76,7 +77,7 @@ def copy(shards: Path, tmp_path: Path) -> Path:
 
 # --- 2. --overwrite: only what a run recorded, and never a folder without a dataset ---------------------------------
 
-def test_02_overwrite_keeps_user_files_that_merely_look_like_shards(train_shards: Path, synth_root: Path,
+def test_overwrite_keeps_user_files_that_merely_look_like_shards(train_shards: Path, synth_root: Path,
                                                                     tmp_path: Path, dask_address: str) -> None:
     out = copy(train_shards, tmp_path)
     users = {"photos-201901.tar": b"a tar of photos", "train-000007.tar": b"not a shard of any run",
@@ -94,7 +95,7 @@ def test_02_overwrite_keeps_user_files_that_merely_look_like_shards(train_shards
 
 
 @pytest.mark.parametrize("name", ["train-000000.tar", MANIFEST_NAME])
-def test_02_a_user_file_where_a_shard_goes_is_refused_not_replaced(name: str, synth_root: Path, tmp_path: Path,
+def test_a_user_file_where_a_shard_goes_is_refused_not_replaced(name: str, synth_root: Path, tmp_path: Path,
                                                                    dask_address: str) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -105,7 +106,7 @@ def test_02_a_user_file_where_a_shard_goes_is_refused_not_replaced(name: str, sy
         assert (out / name).read_bytes() == b"the user's"
 
 
-def test_02_a_failed_overwrite_run_leaves_the_old_dataset_whole(voc_copy: Path, synth_root: Path, tmp_path: Path,
+def test_a_failed_overwrite_run_leaves_the_old_dataset_whole(voc_copy: Path, synth_root: Path, tmp_path: Path,
                                                                 dask_address: str) -> None:
     out = tmp_path / "out"
     assert sample(voc_copy, out, *SAME, scheduler=dask_address).exit_code == 0
@@ -140,7 +141,7 @@ class Killed(BaseException):
     """Stands for `kill -9` in the middle of the swap: nothing after it runs."""
 
 
-def test_02_a_swap_killed_half_way_is_finished_by_the_next_run(train_shards: Path, synth_root: Path, tmp_path: Path,
+def test_a_swap_killed_half_way_is_finished_by_the_next_run(train_shards: Path, synth_root: Path, tmp_path: Path,
                                                                dask_address: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     reference = tmp_path / "reference"
@@ -170,7 +171,7 @@ def test_02_a_swap_killed_half_way_is_finished_by_the_next_run(train_shards: Pat
 
 # --- 3. one writer per folder ----------------------------------------------------------------------------------------
 
-def test_03_a_second_job_on_the_same_out_is_refused_while_the_first_runs(synth_root: Path, tmp_path: Path,
+def test_a_second_job_on_the_same_out_is_refused_while_the_first_runs(synth_root: Path, tmp_path: Path,
                                                                         dask_address: str,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
@@ -201,7 +202,7 @@ with output_lock(Path(sys.argv[1]), "ifcn-prep sample"):
 """
 
 
-def test_03_the_lock_dies_with_its_holder_so_kill_9_leaves_none(synth_root: Path, tmp_path: Path,
+def test_the_lock_dies_with_its_holder_so_kill_9_leaves_none(synth_root: Path, tmp_path: Path,
                                                                 dask_address: str) -> None:
     out = tmp_path / "out"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True)
@@ -253,7 +254,7 @@ LYING_MANIFESTS = {
 
 
 @pytest.mark.parametrize("case", sorted(LYING_MANIFESTS))
-def test_07_verify_refuses_a_manifest_that_disagrees_with_its_shards(case: str, train_shards: Path,
+def test_verify_refuses_a_manifest_that_disagrees_with_its_shards(case: str, train_shards: Path,
                                                                    tmp_path: Path) -> None:
     edit, message = LYING_MANIFESTS[case]
     out = copy(train_shards, tmp_path)
@@ -297,7 +298,7 @@ def _second_copy_of_a_key(s):  # sample 0 of shard 0 takes the key of sample 0 o
     (_taller_than_its_masks, "its clicks were drawn on"),
     (_second_copy_of_a_key, "appears twice in the dataset"),
 ])
-def test_07_verify_refuses_samples_that_do_not_fit_their_image(change, message: str, train_shards: Path,
+def test_verify_refuses_samples_that_do_not_fit_their_image(change, message: str, train_shards: Path,
                                                              tmp_path: Path) -> None:
     out = copy(train_shards, tmp_path)
     if change is _second_copy_of_a_key:
@@ -312,7 +313,7 @@ def test_07_verify_refuses_samples_that_do_not_fit_their_image(change, message: 
 
 # --- 8. stray files -------------------------------------------------------------------------------------------------
 
-def test_08_verify_reports_strays_and_a_finished_run_removes_its_temporaries(train_shards: Path, synth_root: Path,
+def test_verify_reports_strays_and_a_finished_run_removes_its_temporaries(train_shards: Path, synth_root: Path,
                                                                             tmp_path: Path, dask_address: str,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     out = copy(train_shards, tmp_path)
@@ -370,7 +371,7 @@ def _wait_until_idle(address: str) -> None:
             time.sleep(0.05)
 
 
-def test_10_a_full_disk_stops_with_one_line_and_keeps_what_was_written(train_shards: Path, synth_root: Path,
+def test_a_full_disk_stops_with_one_line_and_keeps_what_was_written(train_shards: Path, synth_root: Path,
                                                                       tmp_path: Path, in_process_cluster: str,
                                                                       monkeypatch: pytest.MonkeyPatch,
                                                                       capfd: pytest.CaptureFixture[str]) -> None:
@@ -412,7 +413,7 @@ def test_10_a_full_disk_stops_with_one_line_and_keeps_what_was_written(train_sha
     assert (out / MANIFEST_NAME).read_bytes() == (train_shards / MANIFEST_NAME).read_bytes()
 
 
-def test_10_a_full_disk_at_the_manifest_is_one_line_too(train_shards: Path, synth_root: Path, tmp_path: Path,
+def test_a_full_disk_at_the_manifest_is_one_line_too(train_shards: Path, synth_root: Path, tmp_path: Path,
                                                          dask_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
     out = copy(train_shards, tmp_path)
     (out / MANIFEST_NAME).unlink()  # a run that stopped before its manifest; now the disk fills up writing it
@@ -446,7 +447,7 @@ def test_10_a_full_disk_at_the_manifest_is_one_line_too(train_shards: Path, synt
     (["--seed", str(2**64)], "--seed must be at most"),
     (["--workers", "1", "--scheduler", "tcp://127.0.0.1:1"], "leave out --workers"),
 ])
-def test_13_absurd_sample_options_are_refused_with_their_limit(flags: list[str], message: str, synth_root: Path,
+def test_absurd_sample_options_are_refused_with_their_limit(flags: list[str], message: str, synth_root: Path,
                                                                tmp_path: Path) -> None:
     result = sample(synth_root, tmp_path / "out", *flags)
     assert result.exit_code == 2 and message in result.output, result.output
@@ -458,12 +459,12 @@ def test_13_absurd_sample_options_are_refused_with_their_limit(flags: list[str],
     (["--train-images", "10000000", "--val-images", "0"], "at most 999999 images"),
     (["--train-images", "1", "--val-images", "0", "--seed", str(2**64)], "--seed must be within"),
 ])
-def test_13_absurd_synth_options_are_refused_with_their_limit(args: list[str], message: str, tmp_path: Path) -> None:
+def test_absurd_synth_options_are_refused_with_their_limit(args: list[str], message: str, tmp_path: Path) -> None:
     result = invoke("synth", tmp_path / "out", *args)
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "out").exists()
 
 
-def test_13_inspect_refuses_an_object_id_no_mask_can_hold(train_shards: Path, tmp_path: Path) -> None:
+def test_inspect_refuses_an_object_id_no_mask_can_hold(train_shards: Path, tmp_path: Path) -> None:
     result = invoke("inspect", train_shards, "--object", "100000", "--png", tmp_path / "x.png")
     assert result.exit_code == 2 and "--object" in result.output and "1<=x<=254" in result.output, result.output

@@ -1,5 +1,5 @@
-"""Issue 21, `ifcn-prep`: one test per fault a hostile tester found, named by the issue's item number; each failed on
-the code before the fix.
+"""Shard provenance in `ifcn-prep` (`pipeline/provenance.py`): stale shards rebuilt and reported, manifests bounded
+(from issue 21, numbered by its items; each test failed on the code before the fix).
 
 5. A rerun of `sample` after the annotations changed rebuilds the shards built from the changed files and names them
    (or stops on a mask made invalid, naming it); `verify` reports such stale shards.
@@ -32,7 +32,7 @@ def _remove_object(mask_path: Path, object_id: int) -> None:
     edited.save(mask_path)
 
 
-def test_fault_05_changed_annotations_rebuild_their_shards_and_verify_reports_them(voc_copy: Path, tmp_path: Path,
+def test_changed_annotations_rebuild_their_shards_and_verify_reports_them(voc_copy: Path, tmp_path: Path,
                                                                                    dask_address: str) -> None:
     out = tmp_path / "shards"
     args = ["sample", "--voc-root", voc_copy, "--split", "val", "--pairs", "1", "--images-per-shard", "4",
@@ -62,7 +62,7 @@ def test_fault_05_changed_annotations_rebuild_their_shards_and_verify_reports_th
     assert "shards written" not in result.output
 
 
-def test_fault_13_a_huge_manifest_is_refused_before_it_is_read_whole(tmp_path: Path,
+def test_a_huge_manifest_is_refused_before_it_is_read_whole(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import ifcn.shards.manifest as manifest
 

@@ -1,5 +1,5 @@
-"""Faults of issue 13 in the source readers, one test each: a JPEG damaged in the middle (item 5); a JPEG path that
-is a folder, a split file with a UTF-8 byte-order mark, CRLF split files (item 11)."""
+"""The source readers on bad files (from issue 13), one test each: a JPEG damaged in the middle (item 5); a JPEG path
+that is a folder, a split file with a UTF-8 byte-order mark, CRLF split files (item 11)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _skips(key: str, path: Path, kind: str, root: Path, out: Path, scheduler: st
     assert manifest.totals.images == len(read_split(root, "train")) - 1
 
 
-def test_item5_a_jpeg_damaged_in_the_middle_is_corrupt(voc_copy: Path, tmp_path: Path, dask_address: str) -> None:
+def test_a_jpeg_damaged_in_the_middle_is_corrupt(voc_copy: Path, tmp_path: Path, dask_address: str) -> None:
     key = read_split(voc_copy, "train")[0]
     jpg = image_paths(voc_copy, key)[0]
     data = bytearray(jpg.read_bytes())
@@ -55,7 +55,7 @@ def test_item5_a_jpeg_damaged_in_the_middle_is_corrupt(voc_copy: Path, tmp_path:
     _skips(key, jpg, "corrupt_jpeg", voc_copy, tmp_path / "skipped", dask_address)
 
 
-def test_item11_a_jpeg_path_that_is_a_folder(voc_copy: Path, tmp_path: Path, dask_address: str) -> None:
+def test_a_jpeg_path_that_is_a_folder(voc_copy: Path, tmp_path: Path, dask_address: str) -> None:
     key = read_split(voc_copy, "train")[2]
     jpg = image_paths(voc_copy, key)[0]
     jpg.unlink()
@@ -65,14 +65,14 @@ def test_item11_a_jpeg_path_that_is_a_folder(voc_copy: Path, tmp_path: Path, das
     _skips(key, jpg, "missing_file", voc_copy, tmp_path / "skipped", dask_address)
 
 
-def test_item11_a_split_file_with_a_utf8_byte_order_mark(voc_copy: Path) -> None:
+def test_a_split_file_with_a_utf8_byte_order_mark(voc_copy: Path) -> None:
     split_file = voc_copy / "ImageSets/Segmentation/train.txt"
     ids = read_split(voc_copy, "train")
     split_file.write_bytes(b"\xef\xbb\xbf" + split_file.read_bytes())  # what Windows editors write
     assert read_split(voc_copy, "train") == ids  # the first id has no invisible character before it
 
 
-def test_item11_an_invisible_character_inside_an_id_is_named(voc_copy: Path) -> None:
+def test_an_invisible_character_inside_an_id_is_named(voc_copy: Path) -> None:
     split_file = voc_copy / "ImageSets/Segmentation/train.txt"
     split_file.write_text("2008_000001\n2008_\u200b000002\n")
     with pytest.raises(InputError) as info:
@@ -81,7 +81,7 @@ def test_item11_an_invisible_character_inside_an_id_is_named(voc_copy: Path) -> 
     assert "line 2" in info.value.reason and "\\u200b" in info.value.reason and "invisible" in info.value.reason
 
 
-def test_item11_crlf_and_cr_split_files(voc_copy: Path) -> None:
+def test_crlf_and_cr_split_files(voc_copy: Path) -> None:
     split_file = voc_copy / "ImageSets/Segmentation/train.txt"
     ids = read_split(voc_copy, "train")
     for newline in (b"\r\n", b"\r"):

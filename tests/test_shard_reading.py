@@ -1,4 +1,5 @@
-"""Issue 13, data side: one test per fault, each reproducing what the code before the fix did with it.
+"""Reading shards in `ifcn-train` and `ifcn-eval`: sample checksums, batches independent of the workers, manifests
+that must describe their shards, corrupt masks named (from issue 13; each test failed on the code before the fix).
 
 4. Flipped bytes of the same size: trained on to exit 0 before; now the per-sample sha256 stops `ifcn-train` with
    the shard and key named (`--no-sample-checksums` is the opt-out for shards verified already).
@@ -73,7 +74,7 @@ def _flip_bytes(shard: Path, member: str) -> None:
     shard.write_bytes(bytes(data))
 
 
-def test_4_flipped_bytes_stop_training_by_default(train_shards: Path, tmp_path: Path) -> None:
+def test_flipped_bytes_stop_training_by_default(train_shards: Path, tmp_path: Path) -> None:
     shards = Path(shutil.copytree(train_shards, tmp_path / "shards"))
     victim = shards / load_manifest(shards).shards[1].path
     key = shard_samples(shards)[1][1].key  # not a shard's first sample: caught while streaming, not at the start
@@ -88,7 +89,7 @@ def test_4_flipped_bytes_stop_training_by_default(train_shards: Path, tmp_path: 
 # 6 -------------------------------------------------------------------------------------------------------------
 
 
-def test_6_batches_do_not_depend_on_the_number_of_workers(train_shards: Path) -> None:
+def test_batches_do_not_depend_on_the_number_of_workers(train_shards: Path) -> None:
     infos = check_shards(resolve_shards(train_shards), "interactive")
     steps = steps_per_epoch(sum(i.items for i in infos), 1, 4)
     runs = []
@@ -102,7 +103,7 @@ def test_6_batches_do_not_depend_on_the_number_of_workers(train_shards: Path) ->
         assert all(torch.equal(a[k], b[k]) for a, b in zip(runs[0], other, strict=True) for k in a)
 
 
-def test_6_resume_with_other_workers_gives_the_uninterrupted_model(train_shards: Path, tmp_path: Path) -> None:
+def test_resume_with_other_workers_gives_the_uninterrupted_model(train_shards: Path, tmp_path: Path) -> None:
     base = {"shards": str(train_shards), "arch": "resnet18", "weights": "none", "crop": 32, "batch_size": 4,
             "device": "cpu", "progress": False, "seed": 1, "shuffle_items": 8, "chunk_items": 5}
     reference = train(TrainConfig(out=str(tmp_path / "reference"), epochs=2, workers=1, **base))
@@ -151,13 +152,13 @@ def _faulty_sets(folder: Path, tmp_path: Path) -> dict[str, tuple[Path | str, tu
             "clicks": (clicks, (load_manifest(clicks).shards[-1].path, key, "outside"))}
 
 
-def test_7_trainer_refuses_a_manifest_that_does_not_describe_its_shards(train_shards: Path, tmp_path: Path) -> None:
+def test_trainer_refuses_a_manifest_that_does_not_describe_its_shards(train_shards: Path, tmp_path: Path) -> None:
     for name, (shards, named) in _faulty_sets(train_shards, tmp_path).items():
         code, output = _train(shards, tmp_path / f"run {name}")
         _refused(code, output, *named)
 
 
-def test_7_evaluator_refuses_a_manifest_that_does_not_describe_its_shards(checkpoint: Path, tmp_path: Path) -> None:
+def test_evaluator_refuses_a_manifest_that_does_not_describe_its_shards(checkpoint: Path, tmp_path: Path) -> None:
     val = make_val_shards(tmp_path / "val")
     assert _eval("noc", val, checkpoint)[0] == 0
     for name, (shards, named) in _faulty_sets(val, tmp_path).items():
@@ -180,7 +181,7 @@ def _with_bad_mask(folder: Path, out: Path, field: str) -> tuple[Path, str, str]
 
 
 @pytest.mark.parametrize("task, field", [("semantic", "class_png"), ("interactive", "object_png")])
-def test_9_trainer_names_the_shard_and_key_of_a_corrupt_mask(train_shards: Path, tmp_path: Path, task: str,
+def test_trainer_names_the_shard_and_key_of_a_corrupt_mask(train_shards: Path, tmp_path: Path, task: str,
                                                              field: str) -> None:
     shards, shard, key = _with_bad_mask(train_shards, tmp_path / "bad", field)
     code, output = _train(shards, tmp_path / "run", "--task", task, "--workers", "1")
@@ -188,7 +189,7 @@ def test_9_trainer_names_the_shard_and_key_of_a_corrupt_mask(train_shards: Path,
 
 
 @pytest.mark.parametrize("command, field", [("noc", "class_png"), ("iou", "object_png")])
-def test_9_evaluator_names_the_shard_and_key_of_a_corrupt_mask(checkpoint: Path, tmp_path: Path, command: str,
+def test_evaluator_names_the_shard_and_key_of_a_corrupt_mask(checkpoint: Path, tmp_path: Path, command: str,
                                                                field: str) -> None:
     shards, shard, key = _with_bad_mask(make_val_shards(tmp_path / "val"), tmp_path / "bad", field)
     code, output = _eval(command, shards, checkpoint)

@@ -1,5 +1,6 @@
-"""Issue 13, trainer side: one test per fault a hostile tester found, named by the issue's item number. Each one
-reproduces the fault as it was (the old code fails it) and shows the fix:
+"""The `ifcn-train` run folder and run safety: other runs' files, one writer, a full disk, foreign checkpoints,
+resume of a finished run, torchrun exits (from issue 13, numbered by its items; each test reproduces the fault as it
+was, which the old code fails, and shows the fix):
 
 1. a folder holding another run's files (e.g. `best.pt` without `last.pt`) is refused, `--overwrite` moves them aside,
    nothing the run did not write is deleted (unrelated `.tmp-*` files included);
@@ -48,7 +49,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_fault_01_another_runs_files_are_refused_moved_aside_never_deleted(semantic_run: Path, train_shards: Path,
+def test_another_runs_files_are_refused_moved_aside_never_deleted(semantic_run: Path, train_shards: Path,
                                                                             tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
@@ -73,7 +74,7 @@ def test_fault_01_another_runs_files_are_refused_moved_aside_never_deleted(seman
     assert not (run / ".tmp-last.pt.0123abcd").exists() and load_checkpoint(run / "last.pt")["epoch"] == 1
 
 
-def test_fault_03_second_train_on_the_same_out_is_refused_naming_the_first(train_shards: Path,
+def test_second_train_on_the_same_out_is_refused_naming_the_first(train_shards: Path,
                                                                             tmp_path: Path) -> None:
     run = tmp_path / "run"
     first = subprocess.Popen([*CLI, "--shards", str(train_shards), "--out", str(run), *SEMANTIC, "--epochs", "1000"],
@@ -97,7 +98,7 @@ def test_fault_03_second_train_on_the_same_out_is_refused_naming_the_first(train
     assert _invoke("--shards", train_shards, "--out", run, *SEMANTIC, "--epochs", "1", "--overwrite").exit_code == 0
 
 
-def test_fault_10_disk_full_while_saving_a_checkpoint_stops_with_one_line(train_shards: Path, tmp_path: Path,
+def test_disk_full_while_saving_a_checkpoint_stops_with_one_line(train_shards: Path, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     run = tmp_path / "run"
     write_bytes, saves = Path.write_bytes, []
@@ -134,7 +135,7 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_fault_12_a_foreign_checkpoint_is_refused_without_torchs_advice(semantic_run: Path, train_shards: Path,
+def test_a_foreign_checkpoint_is_refused_without_torchs_advice(semantic_run: Path, train_shards: Path,
                                                                         tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.pt"
@@ -153,7 +154,7 @@ def test_fault_12_a_foreign_checkpoint_is_refused_without_torchs_advice(semantic
     assert not marker.exists()
 
 
-def test_fault_13_resume_of_a_finished_run_says_it_is_finished(semantic_run: Path, train_shards: Path,
+def test_resume_of_a_finished_run_says_it_is_finished(semantic_run: Path, train_shards: Path,
                                                                tmp_path: Path) -> None:
     run = Path(shutil.copytree(semantic_run, tmp_path / "run"))
     before = _files(run)
@@ -193,7 +194,7 @@ def _torchrun(args: list[object]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_fault_13_torchrun_one_closing_line_and_ranks_stop_with_the_launcher(train_shards: Path,
+def test_torchrun_one_closing_line_and_ranks_stop_with_the_launcher(train_shards: Path,
                                                                              tmp_path: Path) -> None:
     done = subprocess.run(_torchrun(["--shards", train_shards, "--out", tmp_path / "done", *SEMANTIC, "--batch-size",
                                      "2", "--epochs", "1"]),

@@ -1,5 +1,5 @@
-"""Issue 21, outputs: one test per fault a hostile tester found, named by the issue's item number. Each one
-reproduces the fault as it was (the old code fails it) and shows the fix:
+"""Where the commands write (`ifcn.outputs`): never over their inputs or a file the tool did not write (from issue
+21; each test reproduces the fault as it was, which the old code fails, and shows the fix):
 
 1. `ifcn-eval predict --out` over the photos it segments is refused; the photos stay as they were;
 2. `ifcn-eval export --out` over the checkpoint it exports is refused;
@@ -54,7 +54,7 @@ def _predict(inputs: dict[str, Path], images: object, out: Path, *extra: object)
 
 
 @pytest.mark.parametrize("fmt", ["palette", "overlay"])
-def test_fault_01_predict_never_writes_over_the_photos_it_segments(inputs: dict[str, Path], tmp_path: Path,
+def test_predict_never_writes_over_the_photos_it_segments(inputs: dict[str, Path], tmp_path: Path,
                                                                    fmt: str) -> None:
     photos = _photos(tmp_path / "photos", ["beach.png", "dog.jpg"])
     before = _files(photos)
@@ -68,7 +68,7 @@ def test_fault_01_predict_never_writes_over_the_photos_it_segments(inputs: dict[
     assert _predict(inputs, photos, out).exit_code == 0  # its own earlier outputs may be written again
 
 
-def test_fault_01_predict_refuses_a_user_file_where_an_output_goes(inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_predict_refuses_a_user_file_where_an_output_goes(inputs: dict[str, Path], tmp_path: Path) -> None:
     photos = _photos(tmp_path / "photos", ["beach.jpg"])
     out = tmp_path / "out"
     out.mkdir()
@@ -78,7 +78,7 @@ def test_fault_01_predict_refuses_a_user_file_where_an_output_goes(inputs: dict[
     assert (out / "beach.png").read_bytes() == b"the user's drawing" and not (out / "classes.json").exists()
 
 
-def test_fault_02_export_never_replaces_the_checkpoint(inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_export_never_replaces_the_checkpoint(inputs: dict[str, Path], tmp_path: Path) -> None:
     checkpoint = tmp_path / "ck.pt"
     checkpoint.write_bytes(inputs["semantic"].read_bytes())
     result = _invoke(evaluate, "export", "--checkpoint", checkpoint, "--format", "torchscript", "--out", checkpoint)
@@ -94,7 +94,7 @@ def test_fault_02_export_never_replaces_the_checkpoint(inputs: dict[str, Path], 
         assert result.exit_code == 0, result.output
 
 
-def test_fault_03_inspect_never_writes_over_a_shard(inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_inspect_never_writes_over_a_shard(inputs: dict[str, Path], tmp_path: Path) -> None:
     shards = tmp_path / "val"
     shards.mkdir()
     for f in inputs["shards"].iterdir():
@@ -111,7 +111,7 @@ def test_fault_03_inspect_never_writes_over_a_shard(inputs: dict[str, Path], tmp
         assert _invoke(prep, "inspect", shards, "--png", tmp_path / "sample.png").exit_code == 0
 
 
-def test_fault_04_noc_refuses_an_earlier_report_or_moves_it_aside(inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_noc_refuses_an_earlier_report_or_moves_it_aside(inputs: dict[str, Path], tmp_path: Path) -> None:
     report = tmp_path / "rep"
     args = ["noc", "--checkpoint", inputs["interactive"], "--shards", inputs["shards"], "--device", "cpu",
             "--max-clicks", "2", "--limit", "2", "--no-progress", "--out", report]
@@ -126,7 +126,7 @@ def test_fault_04_noc_refuses_an_earlier_report_or_moves_it_aside(inputs: dict[s
     assert _files(previous) == before and (report / "summary.json").is_file()
 
 
-def test_fault_04_miou_refuses_an_earlier_report_or_moves_it_aside(inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_miou_refuses_an_earlier_report_or_moves_it_aside(inputs: dict[str, Path], tmp_path: Path) -> None:
     report = tmp_path / "rep"
     args = ["miou", "--checkpoint", inputs["semantic"], "--shards", inputs["shards"], "--device", "cpu",
             "--out", report]
@@ -139,7 +139,7 @@ def test_fault_04_miou_refuses_an_earlier_report_or_moves_it_aside(inputs: dict[
     assert _files(previous) == before
 
 
-def test_fault_06_predict_gives_every_input_its_own_output(inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_predict_gives_every_input_its_own_output(inputs: dict[str, Path], tmp_path: Path) -> None:
     photos = _photos(tmp_path / "p3", ["a/x.jpg", "b/x.jpg", "c/x.jpg", "b_x.jpg", "X.jpg", "d/x.png"])
     out = tmp_path / "out"
     result = _predict(inputs, f"{photos}/**/*.*g", out)
@@ -153,7 +153,7 @@ def test_fault_06_predict_gives_every_input_its_own_output(inputs: dict[str, Pat
             cv2.imread(source).shape[:2]
 
 
-def test_fault_16_failed_commands_leave_no_output_folder(inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_failed_commands_leave_no_output_folder(inputs: dict[str, Path], tmp_path: Path) -> None:
     photos = _photos(tmp_path / "photos", ["a.jpg"])
     result = _invoke(evaluate, "predict", "--checkpoint", inputs["interactive"], "--images", photos, "--out",
                      tmp_path / "masks", "--device", "cpu")

@@ -1,6 +1,6 @@
-"""The demo under hostile input (issue 21, items 9-12, 14, 18): pixel bombs refused from the header, a bounded
-number of decodes at once, uploads cut off while they arrive, bounded `--prev-mask` history, GrabCut at a bounded
-size one at a time, non-finite numbers answered 422, and only allowed `Host` names and same-origin changes."""
+"""The demo's limits under hostile input (from issue 21, items 9-12, 14, 18): pixel bombs refused from the header, a
+bounded number of decodes at once, uploads cut off while they arrive, bounded `--prev-mask` history, GrabCut at a
+bounded size one at a time, non-finite numbers answered 422, and only allowed `Host` names and same-origin changes."""
 
 from __future__ import annotations
 
