@@ -166,14 +166,14 @@ def test_bad_input(checkpoint: Path, tmp_path: Path) -> None:
     (folder / "notes.txt").write_text("hello")
     jpeg = cv2.imencode(".jpg", sample_image(14, (40, 50)))[1].tobytes()
     (folder / "broken.jpg").write_bytes(jpeg[:len(jpeg) // 2])
-    code, output = _predict("--checkpoint", checkpoint, "--images", folder, "--out", tmp_path / "out")
+    code, output = _predict("--checkpoint", checkpoint, "--images", folder, "--out", tmp_path / "out", "--on-error",
+                            "skip")
     assert code == 0, output
     assert "skipped" in output and "notes.txt" in output and "broken.jpg" in output
     summary = json.loads((tmp_path / "out" / "classes.json").read_text())
     assert len(summary["images"]) == 1
     assert {s["kind"] for s in summary["skipped"]} == {"not_an_image", "corrupt_image"}
-    code, output = _predict("--checkpoint", checkpoint, "--images", folder, "--out", tmp_path / "f",
-                            "--on-error", "fail")
+    code, output = _predict("--checkpoint", checkpoint, "--images", folder, "--out", tmp_path / "f")  # fail: default
     assert code == 1 and "broken.jpg" in output and "corrupt" in output
 
     interactive = make_demo_checkpoint(tmp_path / "interactive.pt")
