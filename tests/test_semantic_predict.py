@@ -194,5 +194,6 @@ def test_bad_input(checkpoint: Path, tmp_path: Path) -> None:
     only_bad = tmp_path / "only-bad"
     only_bad.mkdir()
     (only_bad / "a.txt").write_text("x")
-    code, output = _predict("--checkpoint", checkpoint, "--images", only_bad, "--out", tmp_path / "y")
+    code, output = _predict("--checkpoint", checkpoint, "--images", only_bad, "--out", tmp_path / "y", "--on-error",
+                            "skip")
     assert code == 1 and "none of the 1 files is a readable image" in output

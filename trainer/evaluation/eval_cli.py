@@ -88,7 +88,8 @@ def common_options(command: Callable[..., Any], checkpoint_help: str = "",
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="ifcn")
 def main() -> None:
-    """Evaluate interactive (iFCN) and semantic (FCN) checkpoints on shards written by `ifcn-prep sample`."""
+    """Evaluate interactive (iFCN) and semantic (FCN) checkpoints on shards written by `ifcn-prep sample`, and use
+    them: the click-to-select demo, annotation, export, segmenting images."""
 
 
 def _noc_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
