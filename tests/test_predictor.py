@@ -206,3 +206,17 @@ def test_zoom_in_predicts_later_clicks_on_a_view_and_returns_the_full_size(inter
     whole = ZoomSettings(target=max(h, w), min_side=max(h, w))
     zoomed = interactive.predict(image, CLICKS, prev=first, zoom=whole)
     assert np.array_equal(zoomed, interactive.predict(image, CLICKS))
+
+
+def test_segment_anything_style_points_are_clicks_in_x_y_order(interactive: Predictor) -> None:
+    image = sample_image(0)
+    coords = np.array([[x, y] for y, x, _ in CLICKS], dtype=np.float32)  # SAM: (x, y)
+    labels = np.array([int(positive) for _, _, positive in CLICKS])  # SAM: 1 positive, 0 negative
+    assert np.array_equal(interactive.predict(image, point_coords=coords, point_labels=labels),
+                          interactive.predict(image, CLICKS))
+    with pytest.raises(ValueError, match="not both"):
+        interactive.predict(image, CLICKS, point_coords=coords, point_labels=labels)
+    with pytest.raises(ValueError, match=r"1 \(positive\) or 0"):
+        interactive.predict(image, point_coords=coords, point_labels=[1, -1, 1])
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        interactive.predict(image, point_coords=coords[:, :1], point_labels=labels)

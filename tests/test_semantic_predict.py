@@ -12,12 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from ifcn.labels import VOC_CLASSES
 from ifcn.palette import VOC_PALETTE
 from ifcn.trainer.evaluation.eval_cli import main
 from ifcn.trainer.inference import Predictor
+from ifcn.trainer.inference.images import read_image
 from ifcn.trainer.inference.render import class_shares, overlay_image
 from ifcn.trainer.inference.semantic_segmentation import (
     Sizing,
@@ -124,7 +125,28 @@ def test_max_side_output_has_the_input_size(checkpoint: Path, predictor: Predict
     assert code == 0, output and "max side 64" in output
     labels = np.asarray(Image.open(tmp_path / "out" / "big.png"))
     assert labels.shape == (150, 230)
-    np.testing.assert_array_equal(labels, segment(predictor, image, Sizing(max_side=64)))
+    small = read_image(tmp_path / "in" / "big.png", 64).rgb  # decoded at the network's size, labels at full size
+    np.testing.assert_array_equal(labels, segment(predictor, small, Sizing(max_side=64), size=(150, 230)))
+
+
+def test_large_jpegs_are_decoded_reduced_unless_an_overlay_needs_the_photo(checkpoint: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "in").mkdir()
+    _save(tmp_path / "in" / "big.jpg", sample_image(11, (600, 800)))
+    drafts: list[tuple[int, int]] = []
+    original = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self: JpegImagePlugin.JpegImageFile, mode: str, size: tuple[int, int]) -> object:
+        drafts.append(size)
+        return original(self, mode, size)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    for fmt in ("palette", "overlay"):
+        code, output = _predict("--checkpoint", checkpoint, "--images", tmp_path / "in", "--out", tmp_path / fmt,
+                                "--max-side", "100", "--format", fmt)
+        assert code == 0, output
+    assert drafts == [(100, 75)]  # palette only: the overlay decoded the whole photo
+    assert Image.open(tmp_path / "palette" / "big.png").size == (800, 600)
 
 
 def test_upsampled_argmax_in_bands_equals_interpolating_everything() -> None:

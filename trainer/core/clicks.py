@@ -44,6 +44,20 @@ def as_click(click: ClickLike) -> Click:
     return Click(int(y), int(x), bool(positive))
 
 
+def clicks_from_points(point_coords: object, point_labels: object) -> list[Click]:
+    """Clicks from Segment Anything's form: `point_coords` (N, 2) as (x, y) pixels (floats are rounded) and
+    `point_labels` (N,) with 1 = positive, 0 = negative (SAM's other labels, e.g. -1 padding, are refused)."""
+    coords = np.asarray(point_coords, dtype=np.float64)
+    labels = np.asarray(point_labels)
+    if coords.ndim != 2 or coords.shape[1] != 2 or labels.shape != (coords.shape[0],):
+        raise ValueError(f"point_coords must be (N, 2) (x, y) and point_labels (N,), got shapes {coords.shape} and "
+                         f"{labels.shape}")
+    if not np.isin(labels, (0, 1)).all() or not np.isfinite(coords).all():
+        raise ValueError("point_labels must be 1 (positive) or 0 (negative) and point_coords finite")
+    return [Click(round(y), round(x), bool(label)) for (x, y), label in zip(coords.tolist(), labels.tolist(),
+                                                                               strict=True)]
+
+
 class PaddedClicks(NamedTuple):
     """Clicks of one sign for a batch: (B, K, 2) (y, x) coordinates and the (B, K) mask of the real ones."""
 

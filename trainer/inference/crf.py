@@ -83,7 +83,8 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, params: CrfParams | None = N
     crf = dcrf.DenseCRF2D(w, h, c)
     crf.setUnaryEnergy(np.ascontiguousarray(unary))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_weight)
-    crf.addPairwiseBilateral(sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=np.ascontiguousarray(image),
+    rgb = np.array(image, np.uint8, order="C")  # a writable copy: pydensecrf refuses read-only (decoded) arrays
+    crf.addPairwiseBilateral(sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=rgb,
                              compat=params.bilateral_weight)
     return np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(c, h, w)
 

@@ -128,16 +128,18 @@ def run_predict(checkpoint: Path, images: str | Path, out: Path, *, fmt: str = "
     start = time.perf_counter()
     for path, name in report_progress(outputs.items(), total=len(outputs), desc="images", unit="images", bar=progress):
         try:
-            image = read_image(path, max_pixels=max_pixels).rgb
+            # Only an overlay draws on the full-size photo; other outputs need the network's input and the size, so
+            # a large JPEG is decoded reduced (libjpeg's 1/2, 1/4, 1/8 scaling), much faster and smaller.
+            loaded = read_image(path, None if fmt == "overlay" else sizing.max_side, max_pixels=max_pixels)
         except InputError as e:
             if on_error == "fail":
                 raise
             log(f"skipped {path}: {e.reason}")
             skipped.append({"path": str(path), "kind": e.kind, "reason": e.reason})
             continue
-        labels = segment(predictor, image, sizing, crf)
-        write_output(fmt, out / name, image, labels, names)
-        results[str(path)] = {"output": name, "height": image.shape[0], "width": image.shape[1],
+        labels = segment(predictor, loaded.rgb, sizing, crf, size=loaded.original_size)
+        write_output(fmt, out / name, loaded.rgb, labels, names)
+        results[str(path)] = {"output": name, "height": labels.shape[0], "width": labels.shape[1],
                               "class_shares": class_shares(labels, names)}
     summary = {"command": "predict", "checkpoint": str(checkpoint), "model_config": config.to_dict(),
                "format": fmt, "sizing": {"max_side": sizing.max_side, "tile": sizing.tile,

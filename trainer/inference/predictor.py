@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ifcn.trainer.core.checkpoint import load_model
-from ifcn.trainer.core.clicks import Click, ClickLike, as_click, click_tensors
+from ifcn.trainer.core.clicks import Click, ClickLike, as_click, click_tensors, clicks_from_points
 from ifcn.trainer.core.device import resolve_device
 from ifcn.trainer.core.input_spec import InputSpec
 from ifcn.trainer.core.inputs import PREV, batch_input
@@ -225,23 +225,28 @@ class Predictor:
     __call__ = predict_batch
 
     def predict(self, image: ImageLike, clicks: Sequence[ClickLike] = (), *, prev: Any = None,
-                threshold: float | None = None, grabcut: bool = False, zoom: ZoomSettings | None = None) -> np.ndarray:
+                threshold: float | None = None, grabcut: bool = False, zoom: ZoomSettings | None = None,
+                point_coords: Any = None, point_labels: Any = None) -> np.ndarray:
         """The prediction for one image (any form in the module docstring), at its size, as numpy.
 
-        Interactive: `clicks` are `Click`s or (y, x, positive) tuples in image pixels. Returns the (H, W) float32
-        foreground probability when `threshold` is None, else the (H, W) bool mask probability > `threshold`. With
-        `grabcut`, that mask (threshold 0.5 when None) is refined by GrabCut seeded with it and the clicks (spec §6
+        Interactive: `clicks` are `Click`s or (y, x, positive) tuples in image pixels, or give them as Segment Anything
+        does: `point_coords` (N, 2) as (x, y) and `point_labels` (N,), 1 positive / 0 negative. Returns the (H, W)
+        float32 foreground probability when `threshold` is None, else the (H, W) bool mask probability > `threshold`.
+        With `grabcut`, that mask (threshold 0.5 when None) is refined by GrabCut seeded with it and the clicks (spec §6
         item 7) and returned as a bool mask. A `--prev-mask` model also takes `prev`, the (H, W) probabilities it
         returned before the last click (None before the first). With `zoom` (`ifcn.trainer.inference.zoom`), clicks
-        after the first are predicted on a view around the object, which `prev` (then needed for any network)
-        locates. Semantic: no clicks, no threshold; returns (C, H, W) class probabilities (argmax over axis 0 = the
-        label map).
+        after the first are predicted on a view around the object, which `prev` (then needed for any network) locates.
+        Semantic: no clicks, no threshold; returns (C, H, W) class probabilities (argmax over axis 0 = the label map).
         """
         rgb = rgb_array(image)
         if self.task == SEMANTIC:
             if clicks or grabcut or prev is not None or threshold is not None:
                 raise ValueError("a semantic checkpoint takes no clicks, threshold or GrabCut: call predict(image)")
             return self.predict_batch([rgb])[0].cpu().numpy()
+        if point_coords is not None or point_labels is not None:
+            if clicks:
+                raise ValueError("give the clicks either as `clicks` or as point_coords + point_labels, not both")
+            clicks = clicks_from_points(point_coords, point_labels)
         chosen = checked_clicks(clicks, *rgb.shape[:2])
         previous = None
         if prev is not None:

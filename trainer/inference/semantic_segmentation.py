@@ -116,14 +116,16 @@ def upsampled_argmax(logits: torch.Tensor, size: tuple[int, int], band: int = BA
 
 
 def segment(predictor: Predictor, image: np.ndarray, sizing: Sizing | None = None,
-            crf: CrfParams | None = None) -> np.ndarray:
+            crf: CrfParams | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
     """The (H, W) uint8 label map (class indices) of an (H, W, 3) uint8 RGB image, by a semantic `predictor`
-    (`sizing` None: the whole image in one pass), refined by a dense CRF with the settings `crf` when given."""
+    (`sizing` None: the whole image in one pass), refined by a dense CRF with the settings `crf` when given; at
+    `size` (height, width) when given (an image decoded reduced: the labels at the photo's own size)."""
     sizing = sizing or Sizing()
     if predictor.task != "semantic":
         raise ValueError("segmenting an image needs a semantic checkpoint; an interactive one needs clicks: use "
                          "`ifcn-eval demo` or `Predictor.predict(image, clicks)`")
     h, w = image.shape[:2]
+    out_size = size or (h, w)
     work = image
     if sizing.max_side is not None and max(h, w) > sizing.max_side:
         small_h, small_w = fit_size(h, w, sizing.max_side)
@@ -134,4 +136,4 @@ def segment(predictor: Predictor, image: np.ndarray, sizing: Sizing | None = Non
         logits = _forward(predictor, work)
     if crf is not None:
         logits = torch.from_numpy(dense_crf(work, logits.softmax(0).numpy(), crf))
-    return upsampled_argmax(logits, (h, w))
+    return upsampled_argmax(logits, out_size)
