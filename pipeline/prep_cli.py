@@ -173,7 +173,7 @@ def sample(source: str, root: Path | None, voc_root: Path | None, coco_images: P
 @SHARDS
 @read_timeout_option
 def verify(old_shards: str | None, shards: str | None) -> None:
-    """Check the dataset SHARDS (a folder holding manifest.json, the manifest file, or its http(s):// or pipe: URL)
+    """Check the dataset --shards (a folder holding manifest.json, the manifest file, or its http(s):// or pipe: URL)
     against its manifest: every shard's size, sha256, samples and counts; in a folder, also files left over by
     interrupted runs. Exit status 1 when anything is wrong."""
     from ifcn.pipeline.verify import verify_output
@@ -206,8 +206,8 @@ def verify(old_shards: str | None, shards: str | None) -> None:
 @read_timeout_option
 def inspect(old_shards: str | None, shards: str | None, key: str | None, object_id: int | None, pair: int,
             out: Path | None) -> None:
-    """Draw one sample of SHARDS (a folder holding manifest.json, a manifest, a shard pattern, or their URLs) with its
-    clicks to a PNG."""
+    """Draw one sample of --shards (a folder holding manifest.json, a manifest, a shard pattern, or their URLs) with its
+    clicks to the PNG --out."""
     from ifcn.pipeline.preview import inspect_output
 
     shards = positional_or_option("shards", old_shards, shards)
