@@ -105,8 +105,8 @@ def main() -> None:
     parser.add_argument("--max-clicks", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16, help="objects per forward in the batched run")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--workers", type=int, default=1, help="clicker threads of the batched run (ifcn-eval "
-                        "--workers); the one-at-a-time run uses 1")
+    parser.add_argument("--workers", type=int, default=1, help="clicker threads of the batched run (ifcn-eval noc "
+                        "--threads); the one-at-a-time run uses 1")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

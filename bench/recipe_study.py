@@ -49,7 +49,7 @@ def run(name: str, minutes: float, flags: list[str], data: Path, core: int | Non
     for refine in ("none", "grabcut") if grabcut else ("none",):
         suffix = "" if refine == "none" else f"-{refine}"
         noc = pinned(core, "ifcn-eval", "noc", "--checkpoint", out / "last.pt", "--shards",
-                     f"held={data / 'shards/held'}", "--device", "cpu", "--workers", "1", "--no-progress",
+                     f"held={data / 'shards/held'}", "--device", "cpu", "--threads", "1", "--no-progress",
                      "--refine", refine, "--out", study / "noc" / f"{name}{suffix}")
         print("+", shlex.join(noc), flush=True)
         subprocess.run(noc, check=True, env=env)
