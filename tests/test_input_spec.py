@@ -14,7 +14,7 @@ from ifcn.trainer.core.checkpoint import checkpoint_model_config, load_model, sa
 from ifcn.trainer.core.clickmaps import distance_maps, interaction_channels
 from ifcn.trainer.core.input_spec import InputSpec
 from ifcn.trainer.core.inputs import batch_input
-from ifcn.trainer.evaluation import api
+from ifcn.trainer.evaluation import checkpoint_eval
 from ifcn.trainer.evaluation.noc import NocSettings
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.losses import interactive_loss, normalized_focal_loss
@@ -85,8 +85,8 @@ def test_noc_evaluates_a_disk_model_with_disks(disk_checkpoint: Path, tmp_path: 
             super().__init__(*args, **kwargs)
             specs.append(self.spec)
 
-    monkeypatch.setattr(api, "Predictor", Recording)
-    summary = api.run_noc(disk_checkpoint, make_val_shards(tmp_path / "shards"), NocSettings(max_clicks=2),
+    monkeypatch.setattr(checkpoint_eval, "Predictor", Recording)
+    summary = checkpoint_eval.run_noc(disk_checkpoint, make_val_shards(tmp_path / "shards"), NocSettings(max_clicks=2),
                           device="cpu", limit=2)
     assert specs == [DISK] and summary["datasets"]
 
