@@ -65,12 +65,11 @@ def _summary(folder: Path) -> dict[str, Any] | None:
 
 
 def _steps(run_dir: Path) -> tuple[int, float]:
-    """(steps trained, epochs trained) from the run's metrics log."""
+    """(steps trained, epochs trained) from the run's metrics log (its `step` counts from the run's start)."""
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
              if line.strip().endswith("}")]
     config = json.loads((run_dir / "config.json").read_text())
-    last = max((r.get("step", 0) + (r.get("epoch", 1) - 1) * config["steps_per_epoch"] for r in steps
-                if r.get("kind") == "step"), default=0)
+    last = max((r.get("step", 0) for r in steps if r.get("kind") in ("step", "stop")), default=0)
     return last, last / config["steps_per_epoch"]
 
 
