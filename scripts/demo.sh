@@ -19,10 +19,10 @@ ifcn-train --shards "$demo/shards/train" --val-shards "$demo/shards/val" --task 
     --no-progress --out "$demo/run"
 ifcn-train --shards "$demo/shards/train" --val-shards "$demo/shards/val" --task interactive --arch resnet18 --stride 8 \
     --weights none --epochs 0 --workers 1 --device auto --no-progress --out "$demo/untrained"
-ifcn-eval noc --checkpoint "$demo/run/best.pt" --shards "$demo/shards/val" --max-clicks 20 --out "$demo/noc" \
+ifcn-eval noc --checkpoint "$demo/run/best.pt" --shards "$demo/shards/val" --max-clicks 20 --out "$demo/noc" --overwrite \
     --label trained
 ifcn-eval noc --checkpoint "$demo/untrained/best.pt" --shards "$demo/shards/val" --max-clicks 20 --out "$demo/noc-untrained" \
-    --label untrained
+    --overwrite --label untrained
 ifcn-eval plot --reports "$demo/noc" --reports "$demo/noc-untrained" --out "$demo/compare.png"
 set +x
 echo
