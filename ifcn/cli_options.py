@@ -27,6 +27,8 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 DEVICE_HELP = "auto = CUDA when available, else CPU; or any torch device: cpu, cuda, cuda:1, mps"
 ON_ERROR = ("fail", "skip")
+#: The long side (pixels) at which a model sees a photo unless `--max-side` says otherwise.
+MAX_SIDE = 1024
 #: Plain progress lines per run when no bar is shown (one per tenth of the work).
 PLAIN_LINES = 10
 
@@ -34,6 +36,18 @@ PLAIN_LINES = 10
 def device_option(**kwargs: Any) -> Decorator:
     """`--device`: any torch device string, default `auto`."""
     return click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + ".", **kwargs)
+
+
+def max_side_option(zero_means: str | None = None) -> Decorator:
+    """`--max-side`: the long side at which the network sees a photo (a larger one is downscaled); what the command
+    returns stays at the photo's own size. `zero_means`: what 0 does where 0 is allowed."""
+    help_text = ("The network sees photos with a longer side downscaled to this many pixels; masks and outputs come "
+                 "back at the photo's own size.")
+    minimum = 32
+    if zero_means:
+        help_text, minimum = f"{help_text} 0 = {zero_means}.", 0
+    return click.option("--max-side", type=click.IntRange(min=minimum), default=MAX_SIDE, show_default=True,
+                        help=help_text)
 
 
 def on_error_option(what: str) -> Decorator:
@@ -72,6 +86,19 @@ def renamed_option(old: str, new: str, dest: str, **kwargs: Any) -> Decorator:
         return click.option(old, hidden, hidden=True, default=None, **kwargs)(run)
 
     return decorate
+
+
+class _DeprecatedArgument(click.Argument):
+    """A positional input kept for one release: still parsed, but left out of the usage line (the option is shown)."""
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return []
+
+
+def deprecated_argument(dest: str, **kwargs: Any) -> Decorator:
+    """The old positional form of an input (`verify SHARDS`), accepted into `dest` and hidden from the usage line;
+    the command resolves it with `positional_or_option`."""
+    return click.argument(dest, cls=_DeprecatedArgument, required=False, **kwargs)
 
 
 def positional_or_option(name: str, value: T | None, option_value: T | None) -> T:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ifcn.cli_options import (
+    deprecated_argument,
     no_progress_option,
     on_error_option,
     positional_or_option,
@@ -63,8 +64,8 @@ def main() -> None:
 
 #: The positional forms of `synth OUT`, `verify SHARDS` and `inspect SHARDS`, kept for one release (now `--out`,
 #: `--shards`).
-OLD_OUT = click.argument("old_out", metavar="[OUT]", required=False, type=click.Path(file_okay=False, path_type=Path))
-OLD_SHARDS = click.argument("old_shards", metavar="[SHARDS]", required=False)
+OLD_OUT = deprecated_argument("old_out", type=click.Path(file_okay=False, path_type=Path))
+OLD_SHARDS = deprecated_argument("old_shards")
 SHARDS = click.option("--shards", default=None, help="The dataset: a folder holding manifest.json, the manifest file, "
                       "or its http(s):// or pipe: URL.")
 

@@ -19,7 +19,9 @@ ifcn-train --shards "$demo/shards/train" --val-shards "$demo/shards/val" --task 
     --no-progress --out "$demo/run"
 ifcn-train --shards "$demo/shards/train" --val-shards "$demo/shards/val" --task interactive --arch resnet18 --stride 8 \
     --weights none --epochs 0 --workers 1 --device auto --no-progress --out "$demo/untrained"
-ifcn-eval noc --checkpoint "$demo/run/best.pt" --shards "$demo/shards/val" --max-clicks 20 --out "$demo/noc" --overwrite \
+model="$demo/run/best.pt"
+[ -f "$model" ] || model="$demo/run/last.pt"  # the time ran out before the first validation: the model as it stopped
+ifcn-eval noc --checkpoint "$model" --shards "$demo/shards/val" --max-clicks 20 --out "$demo/noc" --overwrite \
     --label trained
 ifcn-eval noc --checkpoint "$demo/untrained/best.pt" --shards "$demo/shards/val" --max-clicks 20 --out "$demo/noc-untrained" \
     --overwrite --label untrained
@@ -27,4 +29,4 @@ ifcn-eval plot --reports "$demo/noc" --reports "$demo/noc-untrained" --out "$dem
 set +x
 echo
 echo "Select objects by clicking on the model just trained (then open http://127.0.0.1:8000/ in a browser):"
-echo "  source $venv/bin/activate && ifcn-eval demo --checkpoint $demo/run/best.pt --images $demo/data/VOCdevkit/VOC2012/JPEGImages"
+echo "  source $venv/bin/activate && ifcn-eval demo --checkpoint $model --images $demo/data/VOCdevkit/VOC2012/JPEGImages"

@@ -16,10 +16,10 @@ from ifcn.trainer.annotate.store import ProjectStore
 from ifcn.trainer.inference import Predictor
 
 
-def annotate_client(predictor: Predictor, images: Path, out: Path, infer_side: int = 1024,
+def annotate_client(predictor: Predictor, images: Path, out: Path, max_side: int = 1024,
                     zoom_in: int = 400, overlay_side: int = 2048) -> TestClient:
     store = ProjectStore(out, images, None)
-    settings = AnnotateSettings(infer_side=infer_side, allowed_hosts=frozenset({"testserver"}), zoom_in=zoom_in,
+    settings = AnnotateSettings(max_side=max_side, allowed_hosts=frozenset({"testserver"}), zoom_in=zoom_in,
                                 overlay_side=overlay_side)
     return TestClient(create_annotate_app(predictor, store, settings), raise_server_exceptions=False)
 

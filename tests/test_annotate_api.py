@@ -137,7 +137,7 @@ def test_newer_clicks_supersede_waiting_ones(setup: dict, tmp_path: Path) -> Non
 
 def test_a_large_image_is_predicted_small_and_masked_at_full_size(setup: dict, tmp_path: Path) -> None:
     images = write_images(tmp_path / "big", 1, (300, 400))
-    client = annotate_client(setup["predictor"], images, tmp_path / "p", infer_side=100)
+    client = annotate_client(setup["predictor"], images, tmp_path / "p", max_side=100)
     draft = ok(client.post("/api/drafts", json={"image": "img-0.jpg"}))
     state = ok(client.post(f"/api/drafts/{draft['id']}/clicks", json={"x": 399, "y": 299}))
     assert (state["width"], state["height"]) == (400, 300) and data_url_mask(state["mask"]).shape == (300, 400)
@@ -145,7 +145,7 @@ def test_a_large_image_is_predicted_small_and_masked_at_full_size(setup: dict, t
 
 def test_overlays_come_at_a_bounded_size_and_saved_masks_at_full_size(setup: dict, tmp_path: Path) -> None:
     images = write_images(tmp_path / "big", 1, (300, 400))
-    client = annotate_client(setup["predictor"], images, tmp_path / "p", infer_side=200, overlay_side=100)
+    client = annotate_client(setup["predictor"], images, tmp_path / "p", max_side=200, overlay_side=100)
     draft = ok(client.post("/api/drafts", json={"image": "img-0.jpg"}))
     url = f"/api/drafts/{draft['id']}"
     ok(client.post(url + "/clicks", json={"x": 200, "y": 150}))

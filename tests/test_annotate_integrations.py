@@ -82,7 +82,7 @@ def test_cvat_nuclio_handler(predictor: Predictor) -> None:
     spec = importlib.util.spec_from_file_location("ifcn_nuclio_main", NUCLIO / "main.py")
     main = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(main)
-    context = SimpleNamespace(user_data=SimpleNamespace(predictor=predictor, infer_side=1024),
+    context = SimpleNamespace(user_data=SimpleNamespace(predictor=predictor, max_side=1024),
                               logger=SimpleNamespace(info=print),
                               Response=lambda **kw: SimpleNamespace(**kw))
     image = sample_image(3, SIZE)

@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ifcn.cli_options import progress
+from ifcn.cli_options import MAX_SIDE, progress
 from ifcn.disk import DiskFullError
 from ifcn.pipeline.prep_cli import main as prep_main
 from ifcn.trainer.evaluation.eval_cli import main as eval_main
@@ -39,6 +39,21 @@ def test_on_error_has_one_default_and_device_takes_any_torch_device_string() -> 
     defaults = {o.default if o.default is not None else TrainConfig.device for o in devices}  # train: its config's
     assert len(devices) >= 8 and defaults == {"auto"}
     assert not any(isinstance(o.type, click.Choice) for o in devices)  # cuda:1, mps: no fixed list
+
+
+def test_max_side_has_one_default_and_one_meaning_and_infer_side_still_works() -> None:
+    max_side = _options("--max-side")
+    assert len(max_side) == 4 and {o.default for o in max_side} == {MAX_SIDE}  # predict, demo, annotate, backend
+    annotate = eval_main.commands["annotate"]
+    old = next(p for p in annotate.params if "--infer-side" in p.opts)
+    assert old.hidden and old.default is None
+
+
+def test_old_positional_inputs_are_left_out_of_the_usage_lines() -> None:
+    for tool, command, hidden in [(prep_main, "verify", "SHARDS"), (prep_main, "synth", "OUT"),
+                                  (eval_main, "plot", "REPORTS")]:
+        usage = CliRunner().invoke(tool, [command, "--help"]).output.splitlines()[0]
+        assert usage.endswith(f"{command} [OPTIONS]") and hidden not in usage, usage
 
 
 def test_workers_counts_processes_and_threads_are_threads() -> None:

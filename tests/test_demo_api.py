@@ -113,11 +113,15 @@ def test_upload_and_downscaling_of_large_images(client: TestClient, setup: dict)
     assert response.status_code == 200, response.text
     state = response.json()
     assert (state["width"], state["height"], state["original_width"], state["original_height"]) == (100, 75, 120, 90)
-    assert "downscaled from 120x90 to 100x75" in state["message"]
+    assert "shown and predicted at 100x75" in state["message"] and "photo's 120x90" in state["message"]
     state = client.post(f"/api/sessions/{state['id']}/clicks", json={"y": 74, "x": 99}).json()
     assert state["clicks"] == [{"y": 74, "x": 99, "positive": True}]
-    assert 'filename="big_photo-mask.png"' in client.get(f"/api/sessions/{state['id']}/mask.png").headers[
-        "content-disposition"]
+    download = client.get(f"/api/sessions/{state['id']}/mask.png")
+    assert 'filename="big_photo-mask.png"' in download.headers["content-disposition"]
+    shown = np.array(Image.open(io.BytesIO(base64.b64decode(state["mask"].split(",", 1)[1]))))
+    full = np.array(Image.open(io.BytesIO(download.content)))
+    assert shown.shape == (75, 100) and full.shape == (90, 120)  # the page's size, and the photo's own size
+    assert abs(full.mean() / 255 - shown.mean() / 255) < 0.05
 
 
 def test_bad_uploads_are_4xx_with_a_message(client: TestClient) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ifcn.cli_options import MAX_SIDE
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import read_image
 from tests.demo_data import DEMO_HOST, make_demo_checkpoint, session_probs, write_images
@@ -147,7 +148,7 @@ def _clicks(state: dict) -> list[tuple[int, int, bool]]:
 
 
 def _expected_mask(predictor: Predictor, server: dict, state: dict) -> np.ndarray:
-    image = read_image(server["images"] / state["name"], 4096).rgb
+    image = read_image(server["images"] / state["name"], MAX_SIDE).rgb
     return session_probs(predictor, image, _clicks(state)) > 0.5
 
 

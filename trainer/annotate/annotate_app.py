@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
+from ifcn.cli_options import MAX_SIDE
 from ifcn.errors import InputError
 from ifcn.trainer.annotate.drafts import Draft, DraftStore, current_mask, extended_probs
 from ifcn.trainer.annotate.store import AnnotatedObject, ProjectStore, new_object_id, now_ns
@@ -47,7 +48,7 @@ MAX_BODY_BYTES = 4 * 2**20
 class AnnotateSettings:
     """Server settings: the long side the network sees, the mask threshold, how many drafts (tabs) are kept."""
 
-    infer_side: int = 1024
+    max_side: int = MAX_SIDE
     threshold: float = 0.5
     max_drafts: int = 32
     allowed_hosts: frozenset[str] = allowed_hosts("127.0.0.1")
@@ -58,8 +59,8 @@ class AnnotateSettings:
     overlay_side: int = 2048
 
     def __post_init__(self) -> None:
-        if self.infer_side < 32:
-            raise ValueError(f"--infer-side must be at least 32 pixels, got {self.infer_side}")
+        if self.max_side < 32:
+            raise ValueError(f"--max-side must be at least 32 pixels, got {self.max_side}")
         if self.zoom_in and self.zoom_in < 32:
             raise ValueError(f"--zoom-in must be 0 (off) or at least 32 pixels, got {self.zoom_in}")
         if self.overlay_side < 32:
@@ -218,7 +219,7 @@ def create_annotate_app(predictor: Predictor, store: ProjectStore,
         names = sorted(images())
         rows = [{"name": n, "objects": len(store.objects(n)), "done": store.is_done(n)} for n in names]
         return {"labels": list(store.labels), "images": rows, "done": sum(r["done"] for r in rows),
-                "total": len(rows), "infer_side": settings.infer_side}
+                "total": len(rows), "max_side": settings.max_side}
 
     @app.get("/api/images/{image}/image", summary="The image as the page shows it (EXIF orientation applied)",
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
@@ -276,7 +277,7 @@ def create_annotate_app(predictor: Predictor, store: ProjectStore,
     def open_draft(body: DraftIn) -> dict[str, Any]:
         label = label_checked(body.label) if body.label is not None else store.labels[0]
         obj = object_of(body.image, body.object) if body.object is not None else None
-        draft = drafts.create(body.image, load(body.image), settings.infer_side, obj.label if obj else label)
+        draft = drafts.create(body.image, load(body.image), settings.max_side, obj.label if obj else label)
         if obj is None:
             return state(draft)
         draft.editing = obj.id

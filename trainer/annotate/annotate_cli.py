@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ifcn.cli_options import device_option, user_errors
+from ifcn.cli_options import device_option, max_side_option, renamed_option, user_errors
 
 
 @click.command()
@@ -25,8 +25,8 @@ from ifcn.cli_options import device_option, user_errors
               help="Address to bind; 0.0.0.0 exposes the page to your network.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @device_option()
-@click.option("--infer-side", type=click.IntRange(min=32), default=1024, show_default=True,
-              help="The network sees images with their long side at most this; masks stay at full size.")
+@max_side_option()
+@renamed_option("--infer-side", "--max-side", "max_side", type=click.IntRange(min=32))
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
               help="Mask = foreground probability > threshold.")
 @click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
@@ -38,7 +38,7 @@ from ifcn.cli_options import device_option, user_errors
 @click.option("--overlay-side", type=click.IntRange(min=32), default=2048, show_default=True,
               help="Long side of the mask overlays sent to the page (saved and exported masks are full size).")
 def annotate(checkpoint: Path, images: Path, out: Path, labels: Path | None, host: str, port: int, device: str,
-             infer_side: int, threshold: float, allowed_host: tuple[str, ...], zoom_in: int,
+             max_side: int, threshold: float, allowed_host: tuple[str, ...], zoom_in: int,
              overlay_side: int) -> None:
     """Annotate a folder of images object by object in a web page; export with `ifcn-eval annotate-export`."""
     from ifcn.trainer.annotate.annotate_app import AnnotateSettings
@@ -46,7 +46,7 @@ def annotate(checkpoint: Path, images: Path, out: Path, labels: Path | None, hos
     from ifcn.trainer.web.hosts import allowed_hosts
 
     with user_errors():
-        settings = AnnotateSettings(infer_side, threshold, allowed_hosts=allowed_hosts(host, allowed_host),
+        settings = AnnotateSettings(max_side, threshold, allowed_hosts=allowed_hosts(host, allowed_host),
                                     zoom_in=zoom_in, overlay_side=overlay_side)
         run_annotate(checkpoint, images, out, labels, settings, host=host, port=port, device=device, log=click.echo)
 
@@ -85,14 +85,14 @@ def annotate_export(project: Path, out: Path, formats: tuple[str, ...], split: s
 @click.option("--label-studio-url", default=None, help="Label Studio's address, for uploaded images (/data/upload).")
 @click.option("--api-key", envvar="LABEL_STUDIO_API_KEY", default=None,
               help="Label Studio access token (or LABEL_STUDIO_API_KEY), for uploaded images.")
-@click.option("--infer-side", type=click.IntRange(min=32), default=1024, show_default=True,
-              help="The network sees images with their long side at most this; masks stay at full size.")
+@max_side_option()
+@renamed_option("--infer-side", "--max-side", "max_side", type=click.IntRange(min=32))
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True)
 @click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
               help="Also answer requests for this host name (the bound address and, for loopback or 0.0.0.0, the "
                    "loopback names are answered; * answers any). Repeat for several.")
 def label_studio_backend(checkpoint: Path, host: str, port: int, device: str, files_root: Path | None,
-                         label_studio_url: str | None, api_key: str | None, infer_side: int, threshold: float,
+                         label_studio_url: str | None, api_key: str | None, max_side: int, threshold: float,
                          allowed_host: tuple[str, ...]) -> None:
     """Serve a Label Studio ML backend: smart keypoints in, a brush mask out (add it in Label Studio's Model page)."""
     import uvicorn
@@ -103,7 +103,7 @@ def label_studio_backend(checkpoint: Path, host: str, port: int, device: str, fi
 
     with user_errors():
         predictor, name, dev = load_predictor(checkpoint, device)
-        settings = BackendSettings(files_root, label_studio_url, api_key, infer_side, threshold, f"ifcn-{name}",
+        settings = BackendSettings(files_root, label_studio_url, api_key, max_side, threshold, f"ifcn-{name}",
                                    allowed_hosts(host, allowed_host))
         app = create_labelstudio_app(predictor, settings)
     click.echo(f"ifcn Label Studio ML backend: {name} on {dev}; add http://{host}:{port} as a model in Label Studio")

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ifcn.cli_options import MAX_SIDE
 from ifcn.trainer.annotate.drafts import predict_mask
 from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.inference import Predictor
@@ -46,7 +47,7 @@ def points_as_clicks(points: Any, positive: bool, size: tuple[int, int], field: 
     return clicks
 
 
-def interact(predictor: Predictor, body: dict[str, Any], infer_side: int = 1024) -> dict[str, Any]:
+def interact(predictor: Predictor, body: dict[str, Any], max_side: int = MAX_SIDE) -> dict[str, Any]:
     """Answer one CVAT interactor request (see the module docstring); bad requests raise ValueError."""
     try:
         data = base64.b64decode(body["image"], validate=True)
@@ -58,5 +59,5 @@ def interact(predictor: Predictor, body: dict[str, Any], infer_side: int = 1024)
     if not any(c.positive for c in clicks):
         raise ValueError("pos_points is empty: the interactor needs at least one positive point")
     threshold = float(body.get("threshold", 0.5))
-    mask = predict_mask(predictor, image, clicks, infer_side, threshold)
+    mask = predict_mask(predictor, image, clicks, max_side, threshold)
     return {"mask": (mask.astype(np.uint8) * 255).tolist(), "points": mask_polygon(mask)}

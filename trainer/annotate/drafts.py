@@ -1,7 +1,7 @@
 """The object in progress of one browser tab (a draft): its image, clicks, brush strokes, undo/redo, current mask.
 
 Drafts live in memory only: a restart loses at most the object in progress; finishing one writes it to the project
-(`store`). The network sees the image at a bounded size (`infer_side`, long side) so that a click on a large photo
+(`store`). The network sees the image at a bounded size (`max_side`, long side) so that a click on a large photo
 stays interactive; the probabilities are resized back, so masks are always at the photo's full size. Brush strokes
 then add or erase pixels at full size, in order, on top of the prediction.
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.inference import Predictor
-from ifcn.trainer.inference.images import fit_size
+from ifcn.trainer.inference.images import fit_size, full_size
 from ifcn.trainer.inference.zoom import ZoomSettings
 
 
@@ -62,24 +62,18 @@ def scaled_clicks(clicks: list[Click], size: tuple[int, int], small: tuple[int, 
     return [Click(min(int(c.y * sh / h), sh - 1), min(int(c.x * sw / w), sw - 1), c.positive) for c in clicks]
 
 
-def full_size(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Probabilities of the small image resized (bilinear) to the (height, width) `size`."""
-    h, w = size
-    return probs if probs.shape == (h, w) else cv2.resize(probs, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def predict_mask(predictor: Predictor, image: np.ndarray, clicks: list[Click], infer_side: int,
+def predict_mask(predictor: Predictor, image: np.ndarray, clicks: list[Click], max_side: int,
                  threshold: float) -> np.ndarray:
     """One-shot prediction for a stateless caller (CVAT, Label Studio): the full-size bool mask of `clicks`."""
-    small = small_image(image, infer_side)
+    small = small_image(image, max_side)
     probs = predictor.predict(small, scaled_clicks(clicks, image.shape[:2], small.shape[:2]))
     return full_size(probs, image.shape[:2]) > threshold
 
 
-def small_image(image: np.ndarray, infer_side: int) -> np.ndarray:
-    """The image with its long side at most `infer_side` (area filter), or the image itself."""
+def small_image(image: np.ndarray, max_side: int) -> np.ndarray:
+    """The image with its long side at most `max_side` (area filter), or the image itself."""
     h, w = image.shape[:2]
-    th, tw = fit_size(h, w, infer_side)
+    th, tw = fit_size(h, w, max_side)
     return image if (th, tw) == (h, w) else cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
 
 
@@ -129,8 +123,8 @@ class DraftStore:
         self._drafts: OrderedDict[str, Draft] = OrderedDict()
         self._lock = threading.Lock()
 
-    def create(self, image_name: str, image: np.ndarray, infer_side: int, label: str) -> Draft:
-        draft = Draft(secrets.token_urlsafe(12), image_name, image, small_image(image, infer_side), label)
+    def create(self, image_name: str, image: np.ndarray, max_side: int, label: str) -> Draft:
+        draft = Draft(secrets.token_urlsafe(12), image_name, image, small_image(image, max_side), label)
         with self._lock:
             self._drafts[draft.id] = draft
             while len(self._drafts) > self.capacity:

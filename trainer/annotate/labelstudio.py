@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from fastapi import FastAPI, HTTPException
 
+from ifcn.cli_options import MAX_SIDE
 from ifcn.errors import InputError
 from ifcn.trainer.annotate.annotate_app import guard
 from ifcn.trainer.annotate.drafts import predict_mask
@@ -47,7 +48,7 @@ class BackendSettings:
     files_root: Path | None = None
     label_studio_url: str | None = None
     api_key: str | None = None
-    infer_side: int = 1024
+    max_side: int = MAX_SIDE
     threshold: float = 0.5
     model_version: str = "ifcn"
     allowed_hosts: frozenset[str] = allowed_hosts("127.0.0.1")
@@ -133,7 +134,7 @@ def predict_task(predictor: Predictor, task: dict[str, Any], label_config: str, 
     clicks, keypoint_label = keypoint_clicks(context, image.shape[:2])
     if not any(c.positive for c in clicks):
         return None
-    mask = predict_mask(predictor, image, clicks, settings.infer_side, settings.threshold)
+    mask = predict_mask(predictor, image, clicks, settings.max_side, settings.threshold)
     regions = [r for r in context.get("result") or [] if r.get("type") == "keypointlabels"]
     width = int(regions[0].get("original_width", image.shape[1]))
     height = int(regions[0].get("original_height", image.shape[0]))

@@ -7,7 +7,7 @@ that says what to do, never a 500: unknown sessions 404, clicks outside the imag
 415, corrupt images 400, oversized uploads 413 (as soon as the body passes the limit), unknown `Host` names 400,
 cross-origin changes 403 (`ifcn.trainer.web`). Images of the `--images` folder are opened by file name only, and only
 names listed from that folder are accepted, so no request reaches a file outside it. Images with a long side over
-`max_side` are downscaled (the response says so).
+`max_side` are shown and predicted downscaled (the response says so); the downloaded mask is at the photo's size.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from ifcn.cli_options import MAX_SIDE
 from ifcn.errors import InputError
 from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.demo.history import DEFAULT_CAPACITY
@@ -36,6 +37,7 @@ from ifcn.trainer.inference.grabcut import grabcut_refine_at_most
 from ifcn.trainer.inference.images import (
     DEFAULT_MAX_MEGAPIXELS,
     decode_user_photo,
+    full_size,
     list_images,
     max_pixels_of,
     read_image,
@@ -60,7 +62,7 @@ class DemoSettings:
     previous predictions are kept, the host names answered (`ifcn.trainer.web.hosts.allowed_hosts`)."""
 
     images: Path | None = None
-    max_side: int = 4096
+    max_side: int = MAX_SIDE
     max_upload_mb: float = 64.0
     threshold: float = 0.5
     max_sessions: int = 32
@@ -159,7 +161,8 @@ def _state(session: Session, threshold: float) -> SessionState:
     message = None
     if session.size != session.original_size:
         oh, ow = session.original_size
-        message = f"downscaled from {ow}x{oh} to {w}x{h} (the server's --max-side); clicks and mask use {w}x{h}"
+        message = (f"shown and predicted at {w}x{h} (the server's --max-side; clicks use it); the downloaded mask "
+                   f"is at the photo's {ow}x{oh}")
     return SessionState(
         id=session.id, name=session.name, width=w, height=h, original_width=session.original_size[1],
         original_height=session.original_size[0], grabcut=session.grabcut, threshold=threshold,
@@ -288,12 +291,14 @@ def create_app(predictor: Predictor, settings: DemoSettings | None = None) -> Fa
     def image(session_id: str) -> Response:
         return Response(png_bytes(session_of(session_id).image), media_type="image/png")
 
-    @app.get("/api/sessions/{session_id}/mask.png", summary="Download the current mask (grey PNG, 255 = object)",
+    @app.get("/api/sessions/{session_id}/mask.png",
+             summary="Download the current mask at the photo's own size (grey PNG, 255 = object)",
              response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def mask(session_id: str) -> Response:
         session = session_of(session_id)
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(session.name).stem) or "image"
-        return Response(mask_png(session.current_mask()), media_type="image/png",
+        full = full_size(session.current_mask().astype(np.float32), session.original_size) > 0.5
+        return Response(mask_png(full), media_type="image/png",
                         headers={"Content-Disposition": f'attachment; filename="{stem}-mask.png"'})
 
     @app.post("/api/sessions/{session_id}/clicks", response_model=SessionState,

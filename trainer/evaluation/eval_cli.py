@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ifcn.cli_options import (
+    deprecated_argument,
     device_option,
     no_progress_option,
     positional_or_option,
@@ -209,8 +210,7 @@ def miou(checkpoint: Path, shards: str, device: str, batch_size: int, precision:
 
 
 @main.command()
-@click.argument("old_reports", metavar="[REPORTS]...", nargs=-1,
-                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@deprecated_argument("old_reports", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--reports", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A `noc --out` report folder; repeat for several (required).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ifcn.cli_options import device_option, no_progress_option, on_error_option, user_errors
+from ifcn.cli_options import device_option, max_side_option, no_progress_option, on_error_option, user_errors
 from ifcn.trainer.evaluation.crf_options import crf_options
 
 if TYPE_CHECKING:
@@ -23,8 +23,6 @@ _MAX_MEGAPIXELS = click.option("--max-megapixels", type=click.FloatRange(min=0, 
                                "decoding) are refused; at most 178 (PIL's own limit).")
 
 #: `ifcn-eval predict --max-side` default (see the README's measurement of whole, downscaled and tiled prediction).
-DEFAULT_MAX_SIDE = 1024
-
 _CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                            help="Checkpoint written by `ifcn-train` (RUN_DIR/best.pt).")
 _DEVICE = device_option()
@@ -38,8 +36,7 @@ _DEVICE = device_option()
               help="Address to bind; 0.0.0.0 exposes the demo to your network.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @_DEVICE
-@click.option("--max-side", type=click.IntRange(min=32), default=4096, show_default=True,
-              help="Images with a longer side are downscaled to it (the page says so).")
+@max_side_option()
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=64.0, show_default=True,
               help="Larger uploads are refused (HTTP 413).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
@@ -105,9 +102,7 @@ def export(checkpoint: Path, fmt: str, out: Path, with_clicks: bool) -> None:
               show_default=True, help="palette: VOC-coloured palette PNG holding the class indices (like VOC's "
               "SegmentationClass); index: grey PNG of class indices; overlay: JPEG of the colours over the photo "
               "with a legend.")
-@click.option("--max-side", type=click.IntRange(min=0), default=DEFAULT_MAX_SIDE, show_default=True,
-              help="Downscale images whose long side is larger, then upsample the logits to the image's size; 0 "
-                   "keeps every image at full size.")
+@max_side_option(zero_means="every image at full size")
 @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
               help="Predict in square tiles of this many pixels (after any downscaling), blended over --overlap; "
                    "0 = one pass per image.")

@@ -16,6 +16,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -46,6 +47,13 @@ def fit_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     """(height, width) scaled so that the long side is at most `max_side` (never up), each side at least 1."""
     scale = min(1.0, max_side / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def full_size(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A map computed on a downscaled copy (probabilities, or a mask as 0/1 floats) resized (bilinear) to the photo's
+    (height, width) `size`, so that masks are always returned at the size of the photo."""
+    h, w = size
+    return probs if probs.shape == (h, w) else cv2.resize(probs, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def max_pixels_of(megapixels: float) -> int:
