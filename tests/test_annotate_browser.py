@@ -1,13 +1,16 @@
 """The annotation page in headless Chromium (Debian's chromium + chromium-driver) against `ifcn-eval annotate` run as
-users run it. Two tests, kept few on purpose: a whole session (two objects with different labels, a brush fix,
-finished, the server killed with SIGKILL and restarted, the page reloaded, both still there, the export equal to what
-the API reports) and the view and keyboard (zoom, pan, fit, shortcuts, the busy sign, the offline /docs page).
+users run it. Three tests, kept few on purpose (the server's start-up is most of their time): a whole session (two
+objects with different labels, a brush fix, finished, the server killed with SIGKILL and restarted, the page reloaded,
+both still there, the export equal to what the API reports); the view and keyboard (zoom, pan, fit, shortcuts, the
+busy sign, the offline /docs page); a burst of clicks (all drawn at once, the newest answer shown), the colours (click
+markers green/red, the draft mask blue over the photo) and an object's cut-out PNG.
 
 `IFCN_ANNOTATE_SCREENSHOT=docs/annotate.png` saves the page's screenshot there (the README's picture).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -251,3 +254,71 @@ def test_view_shortcuts_busy_sign_and_offline_docs(server: Server, browser: Call
 
     driver.get(server.url + "/docs")  # Swagger UI from the package's own files (this machine has no internet)
     WebDriverWait(driver, TIMEOUT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+
+
+def _canvas_rgb(driver: WebDriver, sx: float, sy: float) -> np.ndarray:
+    return np.array(_js(driver, f"Array.from(document.getElementById('canvas').getContext('2d')"
+                                f".getImageData({int(sx)}, {int(sy)}, 1, 1).data.slice(0, 3))"), float)
+
+
+def _image_rgb(driver: WebDriver, x: int, y: int) -> np.ndarray:
+    return np.array(_js(driver, f"(() => {{ const c = document.createElement('canvas'); c.width = c.height = 1; "
+                                f"const g = c.getContext('2d'); g.drawImage(annotate.image, -{x}, -{y}); "
+                                f"return Array.from(g.getImageData(0, 0, 1, 1).data.slice(0, 3)); }})()"), float)
+
+
+def _hex_rgb(colour: str) -> np.ndarray:
+    return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], float)
+
+
+def test_burst_of_clicks_mask_colours_and_cutout(server: Server, browser: Callable[[], WebDriver]) -> None:
+    driver = browser()
+    _open(driver, server)
+    third = _js(driver, "annotate.names[2]")
+    while _js(driver, "annotate.name") != third:  # an image the other tests leave alone
+        _keys(driver, "n")
+        _wait(driver, "annotate.draft !== null && annotate.draft.image === annotate.name")
+    chain = _point(driver, 120, 90).click()
+    step = round(6 * _js(driver, "annotate.view.scale"))  # 6 image pixels
+    for dx in (1, -2, 3):  # three more clicks on the same row, at x 126, 114 and 132
+        chain = chain.move_by_offset(dx * step, 0).click()
+    sent = _js(driver, "annotate.seq")
+    chain.perform()
+    assert _js(driver, "Number(document.getElementById('canvas').dataset.markers)") == 4  # all drawn at once
+    _wait(driver, "annotate.draft.clicks.length === 4")  # every click kept, in order, whatever was superseded
+    assert _js(driver, "annotate.seq") == sent + 4
+    draft = server.api(f"/api/drafts/{_js(driver, 'annotate.draft.id')}")
+    shown_clicks = _js(driver, "annotate.draft.clicks")
+    assert [(c["x"], c["y"]) for c in draft["clicks"]] == [(c["x"], c["y"]) for c in shown_clicks]
+    assert draft["version"] == _js(driver, "annotate.draft.version")  # the page shows the newest answer
+
+    # colours: a click marker is its sign's colour; the draft mask is tinted blue, unlike any click colour
+    sx, sy = _js(driver, "annotate.toScreen(120.5, 90.5)")
+    assert np.abs(_canvas_rgb(driver, sx - 4, sy) - _hex_rgb(_js(driver, "'#00c853'"))).max() <= 2
+    inside = _js(driver, """(() => { const L = annotate.draftLayer, d = L.getContext('2d')
+        .getImageData(0, 0, L.width, L.height).data; const [cx, cy] = [120, 90];
+        for (let y = 1; y < L.height - 1; y++) for (let x = 1; x < L.width - 1; x++) {
+          const a = (i, j) => d[4 * ((y + j) * L.width + x + i) + 3] > 250;
+          if (a(0, 0) && a(1, 0) && a(-1, 0) && a(0, 1) && a(0, -1) && Math.hypot(x - cx, y - cy) > 30) return [x, y];
+        } return null; })()""")
+    assert inside is not None, "the draft mask reaches 30 px from the clicks"
+    x, y = inside
+    shown = _canvas_rgb(driver, *_js(driver, f"annotate.toScreen({x + 0.5}, {y + 0.5})"))
+    blue = _hex_rgb("#2979ff")
+    assert np.abs(shown - (0.45 * _image_rgb(driver, x, y) + 0.55 * blue)).max() <= 3
+    for sign in ("#00c853", "#ff1744"):  # far from both click colours
+        assert np.abs(blue - _hex_rgb(sign)).max() >= 100
+
+    # the finished object's cut-out: RGBA of its bounding box, opaque exactly on its mask, the photo's pixels there
+    _keys(driver, Keys.SPACE)
+    _wait(driver, "annotate.objects.length === 1")
+    _keys(driver, Keys.TAB)
+    _wait(driver, "annotate.selected === 0")
+    href = driver.find_element(By.ID, "cutout").get_attribute("href")
+    cut = np.asarray(Image.open(io.BytesIO(_get(href))))
+    obj = server.api(f"/api/images/{third}/objects")[0]
+    mask = png_mask(_get(f"{server.url}/api/images/{third}/objects/{obj['id']}/mask.png"))
+    bx, by, bw, bh = obj["bbox"]
+    assert cut.shape == (bh, bw, 4) and np.array_equal(cut[..., 3] > 0, mask[by:by + bh, bx:bx + bw])
+    photo = np.asarray(Image.open(server.images / third).convert("RGB"))[by:by + bh, bx:bx + bw]
+    assert np.abs(cut[..., :3].astype(int) - photo)[mask[by:by + bh, bx:bx + bw]].max() <= 2
