@@ -9,10 +9,14 @@ fi
 # shellcheck disable=SC1091
 . "$venv/bin/activate"
 stamp="$venv/.ifcn-installed"
-want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
+want="$(cat "$root/pyproject.toml" "$root/scripts/env.sh" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   python -m pip install --quiet --upgrade pip
   python -m pip install --quiet -e "$root[dev]"
+  # Label Studio's own RLE decoder for the backend's contract test, kept off sys.path: the converter package ships a
+  # top-level `tests` package that would shadow this project's (the test loads `brush.py` from here by its path).
+  python -m pip install --quiet --no-deps --upgrade --target "$venv/opt/label-studio-converter" \
+    "label-studio-converter==0.0.59"
   echo "$want" > "$stamp"
 fi
 cd "$root"

@@ -1,8 +1,6 @@
 """Contract tests of the CVAT interactor and the Label Studio ML backend: the request and response shapes of the
 tools' own public code (CVAT's serverless interactors; label-studio-ml's /health, /setup, /predict), the brush RLE
-decoded with a decoder written here from Label Studio's documented format (its converter package,
-`label-studio-converter`, installs a top-level `tests` package that shadows this project's, so it is not a test
-dependency; the encoder was cross-checked against its `brush.decode_rle` once by hand, see the README)."""
+decoded by Label Studio's own converter (`label_studio_converter.brush.decode_rle`)."""
 
 from __future__ import annotations
 
@@ -10,8 +8,11 @@ import base64
 import importlib.util
 import io
 import json
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -34,29 +35,25 @@ LABEL_CONFIG = """<View>
 </View>"""
 
 
-def decode_ls_rle(data: list[int]) -> np.ndarray:
-    """Label Studio's brush RLE back to its flat values (both run kinds), from the documented bit layout."""
-    bits = "".join(f"{b:08b}" for b in data)
-    pos = 0
+def _label_studio_brush() -> ModuleType:
+    """`label_studio_converter.brush` as Label Studio ships it (0.0.59), from the copy `scripts/env.sh` installs into
+    `.venv/opt/` (off sys.path: the package's top-level `tests` package would shadow this project's)."""
+    path = Path(sys.prefix) / "opt" / "label-studio-converter" / "label_studio_converter" / "brush.py"
+    if not path.is_file():
+        message = f"Label Studio's converter is not at {path}: run `bash scripts/env.sh` (it installs it there)"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    spec = importlib.util.spec_from_file_location("label_studio_brush", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def read(n: int) -> int:
-        nonlocal pos
-        pos += n
-        return int(bits[pos - n:pos], 2)
 
-    count, word = read(32), read(5) + 1
-    widths = [read(4) + 1 for _ in range(4)]
-    out = np.zeros(count, np.uint8)
-    i = 0
-    while i < count:
-        repeated = read(1)
-        length = read(widths[read(2)]) + 1
-        if repeated:
-            out[i:i + length] = read(word)
-        else:
-            out[i:i + length] = [read(word) for _ in range(length)]
-        i += length
-    return out
+@pytest.fixture(scope="module")
+def decode_rle() -> Callable[[list[int]], np.ndarray]:
+    """Label Studio's own decoder: RLE bytes → the flat uint8 values (height × width × 4, RGBA)."""
+    return _label_studio_brush().decode_rle
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +67,11 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def test_the_rle_round_trips_runs_of_every_length() -> None:
+def test_the_rle_round_trips_runs_of_every_length(decode_rle: Callable[[list[int]], np.ndarray]) -> None:
     mask = np.zeros((300, 400), bool)
     mask[50:250, 10:390] = True  # runs longer than the widest length field (65536 values)
     mask[0, ::2] = True  # runs of one pixel
-    values = decode_ls_rle(encode_brush_rle(mask)).reshape(300, 400, 4)
+    values = decode_rle(encode_brush_rle(mask)).reshape(300, 400, 4)
     assert np.array_equal(values, np.repeat(mask[..., None].astype(np.uint8) * 255, 4, axis=2))
 
 
@@ -101,7 +98,8 @@ def test_cvat_nuclio_handler(predictor: Predictor) -> None:
     assert bad.status_code == 400 and "outside the 160x120 image" in json.loads(bad.body)["error"]
 
 
-def test_label_studio_backend(predictor: Predictor, tmp_path: Path) -> None:
+def test_label_studio_backend(predictor: Predictor, tmp_path: Path,
+                              decode_rle: Callable[[list[int]], np.ndarray]) -> None:
     image = sample_image(4, SIZE)
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "a.png").write_bytes(_png(image))
@@ -123,7 +121,7 @@ def test_label_studio_backend(predictor: Predictor, tmp_path: Path) -> None:
     assert (region["type"], region["from_name"], region["to_name"]) == ("brushlabels", "tag", "image")
     assert region["value"]["format"] == "rle" and region["value"]["brushlabels"] == ["dog"]
     assert (region["original_width"], region["original_height"]) == (SIZE[1], SIZE[0])
-    decoded = decode_ls_rle(region["value"]["rle"]).reshape(*SIZE, 4)[..., 3] > 0
+    decoded = decode_rle(region["value"]["rle"]).reshape(*SIZE, 4)[..., 3] > 0
     expected = predict_mask(predictor, image, [Click(60, 80, True), Click(2, 3, False)], 1024, 0.5)
     assert np.array_equal(decoded, expected)
     assert client.post("/predict", json={**body, "params": {}}).json() == {"results": []}
