@@ -8,11 +8,14 @@ while the machine's other core is busy.
 
     python -m bench.recipe_study run default --minutes 20 -- --crop 192 --batch-size 16
     python -m bench.recipe_study run iter3 --minutes 20 -- --crop 192 --batch-size 16 --iterative 3
+    python -m bench.recipe_study resume default60 --from default --minutes 40   # 20 + 40 = a 60-minute run
     python -m bench.recipe_study table > table.md
 
 `run` writes `STUDY/runs/NAME` (the training run), `STUDY/flags/NAME.txt` (its own flags) and
-`STUDY/noc/NAME[-grabcut]` (the NoC reports); `table` reads them back. Paths default to the layout used on the
-development machine (`--data /work/data`).
+`STUDY/noc/NAME[-grabcut]` (the NoC reports); `resume` continues a copy of a finished configuration for more minutes
+(`ifcn-train --resume` continues the same data order and optimizer state, so 20 + 40 minutes is one 60-minute run with
+a constant learning rate); `table` reads them back, the budget being the sum of the run's `--max-minutes` stops.
+Paths default to the layout used on the development machine (`--data /work/data`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -37,22 +41,30 @@ def pinned(core: int | None, *args: object) -> list[str]:
     return ["taskset", "-c", str(core), *command] if core is not None else command
 
 
-def run(name: str, minutes: float, flags: list[str], data: Path, core: int | None, grabcut: bool) -> None:
-    """Train configuration `name` for `minutes`, then evaluate `last.pt` on the held-out shards."""
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run(name: str, minutes: float, flags: list[str], data: Path, core: int | None, grabcut: bool,
+        source: str | None = None) -> None:
+    """Train configuration `name` for `minutes` (from scratch, or continuing a copy of the run `source`), then
+    evaluate `last.pt` on the held-out shards."""
     study = data / "study"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     out = study / "runs" / name
-    train = pinned(core, "ifcn-train", "--shards", data / "shards/train", *COMMON, "--max-minutes", minutes,
-                   "--out", out, *flags)
+    if source is None:
+        train = pinned(core, "ifcn-train", "--shards", data / "shards/train", *COMMON, "--max-minutes", minutes,
+                       "--out", out, *flags)
+    else:
+        shutil.copytree(study / "runs" / source, out)
+        train = pinned(core, "ifcn-train", "--out", out, "--resume", "--max-minutes", minutes, "--no-progress")
     print("+", shlex.join(train), flush=True)
-    subprocess.run(train, check=True, env=env)
+    subprocess.run(train, check=True, env=ENV)
     for refine in ("none", "grabcut") if grabcut else ("none",):
         suffix = "" if refine == "none" else f"-{refine}"
         noc = pinned(core, "ifcn-eval", "noc", "--checkpoint", out / "last.pt", "--shards",
                      f"held={data / 'shards/held'}", "--device", "cpu", "--threads", "1", "--no-progress",
                      "--refine", refine, "--out", study / "noc" / f"{name}{suffix}")
         print("+", shlex.join(noc), flush=True)
-        subprocess.run(noc, check=True, env=env)
+        subprocess.run(noc, check=True, env=ENV)
 
 
 def _summary(folder: Path) -> dict[str, Any] | None:
@@ -64,13 +76,15 @@ def _summary(folder: Path) -> dict[str, Any] | None:
     return None
 
 
-def _steps(run_dir: Path) -> tuple[int, float]:
-    """(steps trained, epochs trained) from the run's metrics log (its `step` counts from the run's start)."""
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-             if line.strip().endswith("}")]
+def _progress(run_dir: Path) -> tuple[int, float, float]:
+    """(steps, epochs, minutes) trained, from the run's metrics log (`step` counts from the run's start; each
+    `--max-minutes` stop, resumed or not, records its minutes)."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+               if line.strip().endswith("}")]
     config = json.loads((run_dir / "config.json").read_text())
-    last = max((r.get("step", 0) for r in steps if r.get("kind") in ("step", "stop")), default=0)
-    return last, last / config["steps_per_epoch"]
+    last = max((r.get("step", 0) for r in records if r.get("kind") in ("step", "stop")), default=0)
+    minutes = sum(r["minutes"] for r in records if r.get("kind") == "stop" and "minutes" in r)
+    return last, last / config["steps_per_epoch"], minutes or config["max_minutes"]
 
 
 def table(data: Path) -> str:
@@ -83,14 +97,13 @@ def table(data: Path) -> str:
         s = _summary(study / "noc" / run_dir.name)
         if s is None:
             continue
-        config = json.loads((run_dir / "config.json").read_text())
-        steps, epochs = _steps(run_dir)
+        steps, epochs, minutes = _progress(run_dir)
         g = _summary(study / "noc" / f"{run_dir.name}-grabcut")
         refined = f"{g['noc']['85']:.2f} / {g['noc']['90']:.2f}" if g else ""
         miou = s["miou_at"]
         flag_file = study / "flags" / f"{run_dir.name}.txt"
         flags = flag_file.read_text().strip() if flag_file.is_file() else ""
-        rows.append(f"| {run_dir.name} | `{flags}` | {config['max_minutes']:g} min | {steps} ({epochs:.2f}) "
+        rows.append(f"| {run_dir.name} | `{flags}` | {minutes:.0f} min | {steps} ({epochs:.2f}) "
                     f"| {s['noc']['85']:.2f} | {s['noc']['90']:.2f} | {s['nof']['90']} | {100 * miou['1']:.1f} "
                     f"| {100 * miou['5']:.1f} | {100 * miou['20']:.1f} | {s['seconds_per_click']:.3f} | {refined} |")
     return "\n".join(rows)
@@ -106,15 +119,25 @@ def main() -> None:
     r.add_argument("--core", type=int, default=1, help="pin to this core (-1: do not pin)")
     r.add_argument("--grabcut", action="store_true", help="also evaluate with --refine grabcut")
     r.add_argument("flags", nargs=argparse.REMAINDER, help="ifcn-train flags after --")
+    c = sub.add_parser("resume", help="continue a copy of a finished configuration, then evaluate it")
+    c.add_argument("name")
+    c.add_argument("--from", dest="source", required=True, help="the configuration to continue")
+    c.add_argument("--minutes", type=float, default=40.0)
+    c.add_argument("--core", type=int, default=1)
+    c.add_argument("--grabcut", action="store_true")
     sub.add_parser("table", help="print the table of finished configurations")
     args = parser.parse_args()
     if args.command == "table":
         print(table(args.data))
         return
+    flag_dir = args.data / "study" / "flags"
+    flag_dir.mkdir(parents=True, exist_ok=True)
+    if args.command == "resume":
+        shutil.copyfile(flag_dir / f"{args.source}.txt", flag_dir / f"{args.name}.txt")
+        run(args.name, args.minutes, [], args.data, None if args.core < 0 else args.core, args.grabcut, args.source)
+        return
     flags = args.flags[1:] if args.flags[:1] == ["--"] else args.flags
-    flag_file = args.data / "study" / "flags" / f"{args.name}.txt"
-    flag_file.parent.mkdir(parents=True, exist_ok=True)
-    flag_file.write_text(shlex.join(flags) + "\n")
+    (flag_dir / f"{args.name}.txt").write_text(shlex.join(flags) + "\n")
     run(args.name, args.minutes, flags, args.data, None if args.core < 0 else args.core, args.grabcut)
 
 
