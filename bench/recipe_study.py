@@ -10,6 +10,7 @@ while the machine's other core is busy.
     python -m bench.recipe_study run iter3 --minutes 20 -- --crop 192 --batch-size 16 --iterative 3
     python -m bench.recipe_study resume default60 --from default --minutes 40   # 20 + 40 = a 60-minute run
     python -m bench.recipe_study table > table.md
+    python -m bench.recipe_study same baseline-grabcut30     # every report again, on that report's objects only
 
 `run` writes `STUDY/runs/NAME` (the training run), `STUDY/flags/NAME.txt` (its own flags) and
 `STUDY/noc/NAME[-grabcut]` (the NoC reports); `resume` continues a copy of a finished configuration for more minutes
@@ -28,6 +29,8 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 #: Flags every configuration shares: from scratch (no ImageNet weights here), time budget, no validation (the held
 #: photos are the test set and must not pick checkpoints), one loader in the training process.
@@ -109,6 +112,41 @@ def table(data: Path) -> str:
     return "\n".join(rows)
 
 
+def _objects(folder: Path) -> dict[tuple[str, int], list[float]]:
+    """(key, object id) -> IoU after each click, from a NoC report's `objects.jsonl`."""
+    path = next(p for p in (folder / "held" / "objects.jsonl", folder / "objects.jsonl") if p.is_file())
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {(r["key"], r["object_id"]): r["ious"] for r in rows}
+
+
+def same_objects(data: Path, reference: str) -> str:
+    """Every NoC report recomputed on the objects of the report `reference` (a baseline run with `--limit`, say),
+    with the NoC engine's own rule, and the smallest gap of each mIoU@k curve to the reference's."""
+    from ifcn.trainer.evaluation.noc import clicks_to_reach
+
+    study = data / "study"
+    wanted = _objects(study / "noc" / reference)
+    base_curve = np.mean(list(wanted.values()), axis=0)
+    rows = [f"On the {len(wanted)} objects of `{reference}`:", "",
+            "| report | NoC@85 | NoC@90 | NoF@90 | mIoU@1 | mIoU@5 | mIoU@10 | mIoU@20 | min over k of mIoU@k − "
+            f"{reference}'s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for folder in sorted((study / "noc").iterdir(), key=lambda p: p.stat().st_mtime):
+        try:
+            found = _objects(folder)
+        except StopIteration:
+            continue
+        if not set(wanted) <= set(found):
+            continue
+        ious = np.asarray([found[k] for k in wanted])
+        counts = {t: [clicks_to_reach(row, t, False) or ious.shape[1] for row in ious] for t in (0.85, 0.90)}
+        curve = ious.mean(0)
+        gap = 100 * (curve - base_curve).min()
+        rows.append(f"| {folder.name} | {np.mean(counts[0.85]):.2f} | {np.mean(counts[0.90]):.2f} "
+                    f"| {sum(c == ious.shape[1] for c in counts[0.90])} | {100 * curve[0]:.1f} | {100 * curve[4]:.1f} "
+                    f"| {100 * curve[9]:.1f} | {100 * curve[19]:.1f} | {gap:+.1f} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/work/data"), help="folder with shards/ and study/")
@@ -126,9 +164,14 @@ def main() -> None:
     c.add_argument("--core", type=int, default=1)
     c.add_argument("--grabcut", action="store_true")
     sub.add_parser("table", help="print the table of finished configurations")
+    s = sub.add_parser("same", help="every NoC report again, on the objects of one report")
+    s.add_argument("reference", help="a report folder name under STUDY/noc/")
     args = parser.parse_args()
     if args.command == "table":
         print(table(args.data))
+        return
+    if args.command == "same":
+        print(same_objects(args.data, args.reference))
         return
     flag_dir = args.data / "study" / "flags"
     flag_dir.mkdir(parents=True, exist_ok=True)
