@@ -18,8 +18,8 @@ from pathlib import Path
 
 import cv2
 
-#: The documented real-photo recipe: flags beyond the defaults (the study's best measured configuration so far).
-RECIPE = ("--crop", "192", "--batch-size", "16", "--iterative", "3")
+#: The documented real-photo recipe: flags beyond the defaults (the recipe study's winners combined, bench/RESULTS.md).
+RECIPE = ("--crop", "192", "--batch-size", "16", "--iterative", "3", "--click-encoding", "disk")
 #: Where `bench/gpu.sh` looks for packed real-photo shards (an ignored folder), unless IFCN_REAL_SHARDS says.
 DEFAULT_PACKED = Path(".real-photos")
 PARTS = (("train", 15), ("held", 1))

@@ -93,9 +93,7 @@ def _progress(run_dir: Path) -> tuple[int, float, float]:
 def table(data: Path) -> str:
     """One Markdown row per finished configuration (its own flags, budget, NoC, NoF, mIoU@k, seconds per click)."""
     study = data / "study"
-    rows = ["| configuration | flags (beyond the common ones) | budget | steps (epochs) | NoC@85 | NoC@90 | NoF@90 "
-            "| mIoU@1 | mIoU@5 | mIoU@20 | s/click | + GrabCut NoC@85/90 |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rows = []
     for run_dir in sorted((study / "runs").iterdir(), key=lambda p: p.stat().st_mtime):
         s = _summary(study / "noc" / run_dir.name)
         if s is None:
@@ -109,7 +107,14 @@ def table(data: Path) -> str:
         rows.append(f"| {run_dir.name} | `{flags}` | {minutes:.0f} min | {steps} ({epochs:.2f}) "
                     f"| {s['noc']['85']:.2f} | {s['noc']['90']:.2f} | {s['nof']['90']} | {100 * miou['1']:.1f} "
                     f"| {100 * miou['5']:.1f} | {100 * miou['20']:.1f} | {s['seconds_per_click']:.3f} | {refined} |")
-    return "\n".join(rows)
+    refined_any = any(not row.endswith("|  |") for row in rows)
+    head = ["| configuration | flags (beyond the common ones) | budget | steps (epochs) | NoC@85 | NoC@90 | NoF@90 "
+            "| mIoU@1 | mIoU@5 | mIoU@20 | s/click | + GrabCut NoC@85/90 |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    if not refined_any:  # no --refine grabcut report: leave the empty column out
+        head = [h.rsplit("|", 2)[0] + "|" for h in head]
+        rows = [r.rsplit("|", 2)[0] + "|" for r in rows]
+    return "\n".join(head + rows)
 
 
 def _objects(folder: Path) -> dict[tuple[str, int], list[float]]:
