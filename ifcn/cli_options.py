@@ -62,6 +62,41 @@ def no_progress_option() -> Decorator:
                         help="Plain progress lines instead of a bar (also what any non-terminal stdout gets).")
 
 
+def threshold_option(default: float = 0.5, why: str = "") -> Decorator:
+    """`--threshold`: the mask is probability > threshold; `why` explains a default other than 0.5."""
+    return click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=default,
+                        show_default=True, help=f"Mask = foreground probability > threshold{why}.")
+
+
+def zoom_in_option(default: int = 400, first_click: bool = False) -> Decorator:
+    """`--zoom-in`: the long side of zoom-in inference's view (RITM's 400), 0 = off; `first_click`: the web tools
+    bound an object's first, whole-photo pass to twice that side."""
+    first = " (an object's first click: the whole photo, at most twice that side)" if first_click else ""
+    return click.option("--zoom-in", type=click.IntRange(min=0), default=default, show_default=True,
+                        help="Zoom-in inference: after an object's first click, predict on a crop around its mask "
+                             f"and positive clicks (grown 1.4x) resized to this long side{first}; 400 as RITM; "
+                             "0 = off.")
+
+
+def server_options(port: int) -> Decorator:
+    """`--host`, `--port` and `--allowed-host` of the web tools (demo, annotate, Label Studio backend)."""
+    options = (
+        click.option("--host", default="127.0.0.1", show_default=True,
+                     help="Address to bind; 0.0.0.0 exposes the server to your network (or a container's host)."),
+        click.option("--port", type=click.IntRange(1, 65535), default=port, show_default=True),
+        click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
+                     help="Another host name (or address) requests may name; repeat for several; '*' allows any. "
+                          "The bound address (and, for loopback or 0.0.0.0, 127.0.0.1/localhost/::1) always works."),
+    )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def deprecation(old: str, new: str) -> None:
     """The one line on stderr that an old spelling prints."""
     click.echo(f"Deprecated: {old} is {new} now; the old form goes in the next release.", err=True)

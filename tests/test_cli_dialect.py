@@ -49,6 +49,34 @@ def test_max_side_has_one_default_and_one_meaning_and_infer_side_still_works() -
     assert old.hidden and old.default is None
 
 
+def test_the_web_tools_share_host_port_allowed_host_threshold_and_zoom_in() -> None:
+    """demo, annotate and the Label Studio backend take their server flags from one place: one help text each, and
+    `noc` keeps its own defaults (threshold 0.49 as RITM, zoom-in off) under the same meaning."""
+    for flag, count in (("--host", 3), ("--port", 3), ("--allowed-host", 3), ("--threshold", 4), ("--zoom-in", 3)):
+        found = _options(flag)
+        assert len(found) == count, flag
+        web = [o for o in found if o.default not in (0.49, 0)]
+        assert len({o.help for o in web}) == 1, flag
+    assert {o.default for o in _options("--port")} == {8000, 9090}
+    noc = {p.name: p for p in eval_main.commands["noc"].params}
+    assert noc["threshold"].default == 0.49 and noc["zoom_in"].default == 0
+    assert "0.49 as RITM" in noc["threshold"].help and "400 as RITM" in noc["zoom_in"].help
+
+
+def test_bad_web_settings_are_refused_with_the_flag_named() -> None:
+    from ifcn.trainer.annotate.annotate_app import AnnotateSettings
+    from ifcn.trainer.demo.demo_app import DemoSettings
+
+    for settings in (AnnotateSettings, DemoSettings):
+        with pytest.raises(ValueError, match="--threshold"):
+            settings(threshold=1.5)
+        with pytest.raises(ValueError, match="--zoom-in"):
+            settings(zoom_in=8)
+        assert settings(zoom_in=0).zoom is None
+        zoom = settings(zoom_in=300).zoom
+        assert zoom is not None and (zoom.target, zoom.whole_side) == (300, 600)
+
+
 def test_old_positional_inputs_are_left_out_of_the_usage_lines() -> None:
     for tool, command, hidden in [(prep_main, "verify", "SHARDS"), (prep_main, "synth", "OUT"),
                                   (eval_main, "plot", "REPORTS")]:

@@ -300,3 +300,47 @@ def test_demo_cli_passes_the_new_limits(setup: dict, monkeypatch: pytest.MonkeyP
     assert (settings.max_megapixels, settings.max_decodes, settings.prev_mask_history, settings.grabcut_side) == (
         20.0, 3, 5, 512)
     assert {"demo.lan", "0.0.0.0", "127.0.0.1"} <= settings.allowed_hosts
+
+
+def test_sessions_and_drafts_are_bounded_and_forget_the_least_recently_used() -> None:
+    """One LRU store (`trainer/web/lru.py`) bounds the demo's sessions and the annotation tool's drafts: a session
+    used recently survives newer ones, the least recently used is forgotten (then answered as unknown)."""
+    from ifcn.trainer.annotate.drafts import DraftStore
+    from ifcn.trainer.demo.sessions import SessionStore
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    sessions = SessionStore(capacity=2)
+    drafts = DraftStore(capacity=2)
+    a, b = sessions.create("a", image, (8, 8)), sessions.create("b", image, (8, 8))
+    assert sessions.get(a.id) is a  # a is now the most recent
+    c = sessions.create("c", image, (8, 8))
+    assert len(sessions) == 2 and sessions.get(b.id) is None and sessions.get(a.id) is a and sessions.get(c.id) is c
+    assert sessions.delete(a.id) and not sessions.delete(a.id) and len(sessions) == 1
+    d, e = drafts.create("x", image, 64, "cat"), drafts.create("y", image, 64, "dog")
+    drafts.get(d.id)
+    drafts.create("z", image, 64, "cat")
+    assert drafts.get(e.id) is None and drafts.get(d.id) is d
+    with pytest.raises(ValueError, match="capacity"):
+        SessionStore(capacity=0)
+
+
+def test_our_pixel_limit_replaces_pils_decompression_bomb_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image the user allowed with --max-megapixels decodes without PIL's DecompressionBombWarning (from 89 MP;
+    simulated here by lowering PIL's threshold); without our limit, PIL's warning is left alone."""
+    import warnings
+
+    from PIL import Image as PILImage
+
+    from ifcn.trainer.inference.images import decode_user_photo
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # 40x40 = 1600 px: over PIL's, under twice it
+    data = grey_png(40, 40)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        decode_user_photo(data, "plain.png")
+    assert any(issubclass(w.category, PILImage.DecompressionBombWarning) for w in seen)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        loaded = decode_user_photo(data, "allowed.png", max_pixels=2000)
+    assert loaded.rgb.shape == (40, 40, 3)
+    assert not any(issubclass(w.category, PILImage.DecompressionBombWarning) for w in seen)

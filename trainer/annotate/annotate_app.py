@@ -31,7 +31,7 @@ from ifcn.trainer.annotate.store import AnnotatedObject, ProjectStore, new_objec
 from ifcn.trainer.demo.demo_app import STATUS_OF_KIND, mask_png
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import fit_size, list_images, read_image
-from ifcn.trainer.inference.zoom import ZoomSettings
+from ifcn.trainer.inference.zoom import ZoomSettings, interactive_zoom
 from ifcn.trainer.web import json_errors
 from ifcn.trainer.web.body_limit import BodyLimitMiddleware
 from ifcn.trainer.web.hosts import AllowedHostsMiddleware, allowed_hosts
@@ -61,17 +61,16 @@ class AnnotateSettings:
     def __post_init__(self) -> None:
         if self.max_side < 32:
             raise ValueError(f"--max-side must be at least 32 pixels, got {self.max_side}")
-        if self.zoom_in and self.zoom_in < 32:
-            raise ValueError(f"--zoom-in must be 0 (off) or at least 32 pixels, got {self.zoom_in}")
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"--threshold must lie in [0, 1), got {self.threshold}")
+        interactive_zoom(self.zoom_in)
         if self.overlay_side < 32:
             raise ValueError(f"--overlay-side must be at least 32 pixels, got {self.overlay_side}")
 
     @property
     def zoom(self) -> ZoomSettings | None:
         """The zoom-in of every click, or None when off."""
-        return ZoomSettings(target=self.zoom_in, whole_side=2 * self.zoom_in) if self.zoom_in else None
-        if not 0.0 <= self.threshold < 1.0:
-            raise ValueError(f"--threshold must lie in [0, 1), got {self.threshold}")
+        return interactive_zoom(self.zoom_in)
 
 
 class ClickIn(BaseModel):

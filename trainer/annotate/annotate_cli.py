@@ -9,7 +9,15 @@ from pathlib import Path
 
 import click
 
-from ifcn.cli_options import device_option, max_side_option, renamed_option, user_errors
+from ifcn.cli_options import (
+    device_option,
+    max_side_option,
+    renamed_option,
+    server_options,
+    threshold_option,
+    user_errors,
+    zoom_in_option,
+)
 
 
 @click.command()
@@ -21,20 +29,12 @@ from ifcn.cli_options import device_option, max_side_option, renamed_option, use
               help="Project folder: created, or reopened where it was left. Every finished object is saved at once.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Text file, one label a line (default: VOC's 20 classes; a reopened project keeps its own).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; 0.0.0.0 exposes the page to your network.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@server_options(port=8000)
 @device_option()
 @max_side_option()
 @renamed_option("--infer-side", "--max-side", "max_side", type=click.IntRange(min=32))
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
-              help="Mask = foreground probability > threshold.")
-@click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
-              help="Also answer requests for this host name (the bound address and, for loopback or 0.0.0.0, the "
-                   "loopback names are answered; * answers any). Repeat for several.")
-@click.option("--zoom-in", type=click.IntRange(min=0), default=400, show_default=True,
-              help="Zoom-in inference: clicks after an object's first are predicted on a view around it resized to "
-                   "this long side (first clicks at most twice that); 0 = off.")
+@threshold_option()
+@zoom_in_option(first_click=True)
 @click.option("--overlay-side", type=click.IntRange(min=32), default=2048, show_default=True,
               help="Long side of the mask overlays sent to the page (saved and exported masks are full size).")
 def annotate(checkpoint: Path, images: Path, out: Path, labels: Path | None, host: str, port: int, device: str,
@@ -77,8 +77,7 @@ def annotate_export(project: Path, out: Path, formats: tuple[str, ...], split: s
 @click.command("label-studio-backend")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Interactive checkpoint written by `ifcn-train`.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 for Docker).")
-@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True)
+@server_options(port=9090)
 @device_option()
 @click.option("--files-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, for tasks with /data/local-files/ images.")
@@ -87,10 +86,7 @@ def annotate_export(project: Path, out: Path, formats: tuple[str, ...], split: s
               help="Label Studio access token (or LABEL_STUDIO_API_KEY), for uploaded images.")
 @max_side_option()
 @renamed_option("--infer-side", "--max-side", "max_side", type=click.IntRange(min=32))
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True)
-@click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
-              help="Also answer requests for this host name (the bound address and, for loopback or 0.0.0.0, the "
-                   "loopback names are answered; * answers any). Repeat for several.")
+@threshold_option()
 def label_studio_backend(checkpoint: Path, host: str, port: int, device: str, files_root: Path | None,
                          label_studio_url: str | None, api_key: str | None, max_side: int, threshold: float,
                          allowed_host: tuple[str, ...]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,7 @@ from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import fit_size, full_size
 from ifcn.trainer.inference.zoom import ZoomSettings
+from ifcn.trainer.web.lru import LruStore
 
 
 @dataclass
@@ -115,25 +115,9 @@ def current_mask(draft: Draft, threshold: float) -> np.ndarray:
     return mask
 
 
-class DraftStore:
-    """Thread-safe id -> Draft map holding at most `capacity` drafts (least recently used forgotten first)."""
-
-    def __init__(self, capacity: int = 32) -> None:
-        self.capacity = capacity
-        self._drafts: OrderedDict[str, Draft] = OrderedDict()
-        self._lock = threading.Lock()
+class DraftStore(LruStore[Draft]):
+    """Drafts by id (one per tab and object), at most `capacity`, the least recently used forgotten first."""
 
     def create(self, image_name: str, image: np.ndarray, max_side: int, label: str) -> Draft:
         draft = Draft(secrets.token_urlsafe(12), image_name, image, small_image(image, max_side), label)
-        with self._lock:
-            self._drafts[draft.id] = draft
-            while len(self._drafts) > self.capacity:
-                self._drafts.popitem(last=False)
-        return draft
-
-    def get(self, draft_id: str) -> Draft | None:
-        with self._lock:
-            draft = self._drafts.get(draft_id)
-            if draft is not None:
-                self._drafts.move_to_end(draft_id)
-            return draft
+        return self.add(draft.id, draft)

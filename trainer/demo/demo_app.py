@@ -42,7 +42,7 @@ from ifcn.trainer.inference.images import (
     max_pixels_of,
     read_image,
 )
-from ifcn.trainer.inference.zoom import ZoomSettings
+from ifcn.trainer.inference.zoom import ZoomSettings, interactive_zoom
 from ifcn.trainer.web import json_errors
 from ifcn.trainer.web.body_limit import BodyLimitMiddleware
 from ifcn.trainer.web.hosts import AllowedHostsMiddleware, allowed_hosts
@@ -93,13 +93,12 @@ class DemoSettings:
                 raise ValueError(f"{flag} must be at least {least}, got {value}")
         if not self.allowed_hosts:
             raise ValueError("no allowed host: pass --allowed-host NAME (the name users open the page by)")
-        if self.zoom_in and self.zoom_in < 32:
-            raise ValueError(f"--zoom-in must be 0 (off) or at least 32 pixels, got {self.zoom_in}")
+        interactive_zoom(self.zoom_in)
 
     @property
     def zoom(self) -> ZoomSettings | None:
         """The zoom-in of every click, or None when off."""
-        return ZoomSettings(target=self.zoom_in, whole_side=2 * self.zoom_in) if self.zoom_in else None
+        return interactive_zoom(self.zoom_in)
 
     @property
     def max_upload_bytes(self) -> int:

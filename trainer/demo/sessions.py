@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ifcn.trainer.core.clicks import Click
 from ifcn.trainer.demo.history import DEFAULT_CAPACITY, PrevMaskHistory
+from ifcn.trainer.web.lru import LruStore
 
 
 @dataclass
@@ -44,37 +44,15 @@ class Session:
         return np.zeros(self.size, bool) if self.mask is None else self.mask
 
 
-class SessionStore:
-    """Thread-safe id -> Session map with least-recently-used eviction; each session keeps at most `history`
-    previous predictions."""
+class SessionStore(LruStore[Session]):
+    """Sessions by id, the least recently used forgotten first; each session keeps at most `history` previous
+    predictions."""
 
     def __init__(self, capacity: int = 32, history: int = DEFAULT_CAPACITY) -> None:
-        if capacity < 1:
-            raise ValueError(f"the session capacity must be at least 1, got {capacity}")
-        self.capacity = capacity
+        super().__init__(capacity)
         self.history = history
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
-        self._lock = threading.Lock()
 
     def create(self, name: str, image: np.ndarray, original_size: tuple[int, int]) -> Session:
         session = Session(secrets.token_urlsafe(16), name, image, original_size,
                           history=PrevMaskHistory(self.history))
-        with self._lock:
-            self._sessions[session.id] = session
-            while len(self._sessions) > self.capacity:
-                self._sessions.popitem(last=False)
-        return session
-
-    def get(self, session_id: str) -> Session | None:
-        with self._lock:
-            session = self._sessions.get(session_id)
-            if session is not None:
-                self._sessions.move_to_end(session_id)
-            return session
-
-    def delete(self, session_id: str) -> bool:
-        with self._lock:
-            return self._sessions.pop(session_id, None) is not None
-
-    def __len__(self) -> int:
-        return len(self._sessions)
+        return self.add(session.id, session)

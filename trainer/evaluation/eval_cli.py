@@ -19,7 +19,9 @@ from ifcn.cli_options import (
     no_progress_option,
     positional_or_option,
     renamed_option,
+    threshold_option,
     user_errors,
+    zoom_in_option,
 )
 from ifcn.cores import usable_cores
 from ifcn.shards.remote import read_timeout_option
@@ -113,16 +115,13 @@ def _noc_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--clicker", type=click.Choice(sorted(CLICKERS)), default="standard", show_default=True,
               help="standard: deepest error point (RITM protocol, IoU >= t); seed: deepest point of the largest "
                    "error component (IoU > t).")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.49, show_default=True,
-              help="Foreground = probability > threshold (0.49 as RITM, so numbers compare with published tables).")
+@threshold_option(0.49, why=" (0.49 as RITM, so numbers compare with published tables)")
 @click.option("--refine", type=click.Choice(sorted(REFINERS)), default="none", show_default=True,
               help="Post-process each prediction (grabcut: OpenCV GrabCut seeded by the prediction and the clicks; "
                    "crf: a two-label dense CRF, needs the extra [crf]).")
 @click.option("--min-area", type=click.IntRange(min=0), default=0, show_default=True,
               help="Evaluate only objects of at least this many pixels (0 = every object of the object maps).")
-@click.option("--zoom-in", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Zoom-in inference: after the first click, predict each object on a crop around its mask and "
-                   "positive clicks (grown 1.4x), resized to this long side in pixels (400 as RITM); 0 = off.")
+@zoom_in_option(default=0)
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Evaluate at most this many objects per dataset.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,

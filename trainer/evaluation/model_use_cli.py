@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ifcn.cli_options import device_option, max_side_option, no_progress_option, on_error_option, user_errors
+from ifcn.cli_options import (
+    device_option,
+    max_side_option,
+    no_progress_option,
+    on_error_option,
+    server_options,
+    threshold_option,
+    user_errors,
+    zoom_in_option,
+)
 from ifcn.trainer.evaluation.crf_options import crf_options
 
 if TYPE_CHECKING:
@@ -32,15 +41,12 @@ _DEVICE = device_option()
 @_CHECKPOINT
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder whose images the page lists (only files directly inside it are served).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; 0.0.0.0 exposes the demo to your network.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@server_options(port=8000)
 @_DEVICE
 @max_side_option()
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=64.0, show_default=True,
               help="Larger uploads are refused (HTTP 413).")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
-              help="Mask = foreground probability > threshold.")
+@threshold_option()
 @click.option("--max-sessions", type=click.IntRange(min=1), default=32, show_default=True,
               help="Sessions (browser tabs) kept; the least recently used is forgotten first.")
 @_MAX_MEGAPIXELS
@@ -50,12 +56,7 @@ _DEVICE = device_option()
               help="Previous predictions a --prev-mask model's session keeps (undoing further replays the clicks).")
 @click.option("--grabcut-side", type=click.IntRange(min=32), default=1024, show_default=True,
               help="GrabCut refines a copy downscaled to this long side, its mask upsampled (bounds its time).")
-@click.option("--allowed-host", "allowed_host", multiple=True, metavar="NAME",
-              help="Another host name (or address) the page may be opened by; repeat for several; '*' allows any. "
-                   "The bound address (and, for loopback or 0.0.0.0, 127.0.0.1/localhost/::1) always works.")
-@click.option("--zoom-in", type=click.IntRange(min=0), default=400, show_default=True,
-              help="Zoom-in inference: clicks after the first are predicted on a view around the object resized to "
-                   "this long side (first clicks on the whole image at most twice that); 0 = off.")
+@zoom_in_option(first_click=True)
 def demo(checkpoint: Path, images: Path | None, host: str, port: int, device: str, max_side: int,
          max_upload_mb: float, threshold: float, max_sessions: int, max_megapixels: float, max_decodes: int,
          prev_mask_history: int, grabcut_side: int, allowed_host: tuple[str, ...], zoom_in: int) -> None:

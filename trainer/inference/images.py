@@ -8,11 +8,14 @@ target size is decoded reduced (PIL's draft mode: libjpeg scales by 1/2, 1/4 or 
 
 Errors are `InputError`s with a stable `kind` (`not_an_image`, `corrupt_image`, `too_many_pixels`), so the web demo
 can answer each with its own 4xx status and `ifcn-eval predict` can skip or stop with a message that names the file.
+Where that limit is in force, it replaces PIL's own DecompressionBombWarning (from 89 MP), which would otherwise be
+logged for images the user allowed with `--max-megapixels`.
 """
 
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +79,8 @@ def decode_user_photo(data: bytes, source: str, max_side: int | None = None, *,
     """Decode a user's photo as displayed (EXIF orientation applied; `source` names it in errors); a long side over
     `max_side` is downscaled (area filter). An image of more than `max_pixels` pixels (by its header) is refused
     before it is decoded."""
+    if max_pixels is not None:  # our limit, checked below, replaces PIL's warning (a filter, not thread-swapped)
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         with Image.open(io.BytesIO(data)) as opened:
             width, height = opened.size

@@ -50,6 +50,16 @@ class ZoomSettings:
             raise ValueError(f"the whole-image side must be 0 (full size) or at least 32 px, got {self.whole_side}")
 
 
+def interactive_zoom(zoom_in: int) -> ZoomSettings | None:
+    """The web tools' zoom-in from their `--zoom-in` flag: later clicks on a view of this long side, an object's
+    first click on the whole photo at most twice that (as cheap as the later ones on a large photo); 0 = off."""
+    if not zoom_in:
+        return None
+    if zoom_in < 32:
+        raise ValueError(f"--zoom-in must be 0 (off) or at least 32 pixels, got {zoom_in}")
+    return ZoomSettings(target=zoom_in, whole_side=2 * zoom_in)
+
+
 @dataclass(frozen=True)
 class View:
     """A crop [y0, y1) x [x0, x1) of an image, seen by the network at height x width pixels."""
