@@ -18,7 +18,9 @@ from pathlib import Path
 
 import cv2
 
-#: The documented real-photo recipe: flags beyond the defaults (the recipe study's winners combined, bench/RESULTS.md).
+#: The documented real-photo recipe: flags beyond the defaults (the recipe study's winners combined, bench/RESULTS.md),
+#: documented with `--schedule poly --epochs E`, E sized to the time budget (the study: 2 epochs, 58 CPU minutes);
+#: `bench/gpu.sh`'s few minutes on a GPU keep a constant rate, their epoch count not being known beforehand.
 RECIPE = ("--crop", "192", "--batch-size", "16", "--iterative", "3", "--click-encoding", "disk")
 #: Where `bench/gpu.sh` looks for packed real-photo shards (an ignored folder), unless IFCN_REAL_SHARDS says.
 DEFAULT_PACKED = Path(".real-photos")

@@ -9,6 +9,7 @@ while the machine's other core is busy.
     python -m bench.recipe_study run default --minutes 20 -- --crop 192 --batch-size 16
     python -m bench.recipe_study run iter3 --minutes 20 -- --crop 192 --batch-size 16 --iterative 3
     python -m bench.recipe_study resume default60 --from default --minutes 40   # 20 + 40 = a 60-minute run
+    python -m bench.recipe_study run default-poly --minutes 20 -- --crop 192 --batch-size 16 --schedule poly --epochs 1
     python -m bench.recipe_study table > table.md
     python -m bench.recipe_study same baseline-grabcut30     # every report again, on that report's objects only
 
@@ -16,6 +17,8 @@ while the machine's other core is busy.
 `STUDY/noc/NAME[-grabcut]` (the NoC reports); `resume` continues a copy of a finished configuration for more minutes
 (`ifcn-train --resume` continues the same data order and optimizer state, so 20 + 40 minutes is one 60-minute run with
 a constant learning rate); `table` reads them back, the budget being the sum of the run's `--max-minutes` stops.
+A decaying learning rate (`--schedule poly|cosine`) decays over `--epochs`, so such a configuration gives `--epochs`
+after the common ones (the last one counts) sized to end within its budget: 564 steps make an epoch of these shards.
 Paths default to the layout used on the development machine (`--data /work/data`).
 """
 
