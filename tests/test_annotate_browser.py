@@ -25,29 +25,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from ifcn.trainer.annotate.project_export import export_project
 from ifcn.trainer.annotate.store import AnnotatedObject
 from tests.annotate_data import png_mask
+from tests.browser import chromium_factory
 from tests.demo_data import make_demo_checkpoint, write_images
 from tests.ports import free_port
-
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-if not (CHROMIUM and CHROMEDRIVER):
-    if os.environ.get("CI"):
-        pytest.fail("the browser tests need Debian's chromium and chromium-driver (.ci/run installs them)",
-                    pytrace=False)
-    pytest.skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
-
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SIZE = (180, 240)
 TIMEOUT = 60
@@ -105,21 +95,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Callable[[], WebDriver]]:
-    drivers: list[WebDriver] = []
-
-    def start() -> WebDriver:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1100,760", f"--user-data-dir={tmp_path / f'profile-{len(drivers)}'}"):
-            options.add_argument(flag)
-        drivers.append(webdriver.Chrome(options=options, service=Service(CHROMEDRIVER)))
-        return drivers[-1]
-
-    yield start
-    for driver in drivers:
-        driver.quit()
+    """A factory of headless Chromium instances (each with its own empty profile), all quit at the end."""
+    with chromium_factory(tmp_path, (1100, 760), None) as start:
+        yield start
 
 
 def _js(driver: WebDriver, expression: str) -> object:

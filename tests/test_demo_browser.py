@@ -22,28 +22,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from ifcn.cli_options import MAX_SIDE
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import read_image
+from tests.browser import chromium_factory
 from tests.demo_data import DEMO_HOST, make_demo_checkpoint, session_probs, write_images
 from tests.ports import free_port
-
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-if not (CHROMIUM and CHROMEDRIVER):
-    if os.environ.get("CI"):
-        pytest.fail("the browser tests need Debian's chromium and chromium-driver (.ci/run installs them)",
-                    pytrace=False)
-    pytest.skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
-
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 #: The browser-test images are larger than the API tests' ones, so the page (and the screenshot) shows something.
 SIZE = (180, 240)
@@ -90,30 +80,10 @@ def predictor(server: dict) -> Predictor:
 
 
 @pytest.fixture
-def browser(server: dict) -> Iterator[Callable[[], WebDriver]]:
+def browser(server: dict, tmp_path: Path) -> Iterator[Callable[[], WebDriver]]:
     """A factory of headless Chromium instances (each with its own empty profile), all quit at the end."""
-    drivers: list[WebDriver] = []
-
-    def start() -> WebDriver:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        profile = server["downloads"].parent / f"profile-{len(drivers)}-{time.monotonic_ns()}"
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", "--window-size=1000,760", f"--user-data-dir={profile}"):
-            options.add_argument(flag)
-        server["downloads"].mkdir(exist_ok=True)
-        options.add_experimental_option("prefs", {"download.default_directory": str(server["downloads"]),
-                                                  "download.prompt_for_download": False})
-        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-        driver.execute_cdp_cmd("Browser.setDownloadBehavior",
-                               {"behavior": "allow", "downloadPath": str(server["downloads"])})
-        drivers.append(driver)
-        return driver
-
-    yield start
-    for driver in drivers:
-        driver.quit()
+    with chromium_factory(tmp_path, (1000, 760), server["downloads"]) as start:
+        yield start
 
 
 def _wait_ready(driver: WebDriver, clicks: int) -> dict:
