@@ -17,20 +17,19 @@ cd "$root"
 wheels="${IFCN_WHEELS:-$root/.wheels}"
 python="${PYTHON:-python3}"
 
-# What a GPU machine's image lacks of the project's dependencies (webdataset, dask[distributed], jsonschema and
-# theirs), and the build backend of `pip install -e .`; everything else (torch, numpy, OpenCV, ...) is there.
-# See /work/.library/device/KINDS.md for the image's package list.
+# What a GPU machine's image lacks of the project's dependencies (webdataset, dask[distributed], jsonschema,
+# pycocotools, simplejpeg, the web stack fastapi/uvicorn/python-multipart/fastapi-offline), and the build backend of
+# `pip install -e .`; everything else (torch, numpy, OpenCV, ...) is there. Their own dependencies are resolved by the
+# download (about 27 MB); the ones the image already has are left alone by the install.
 # The wheels are for the GPU machine's Python (3.12, x86-64 Linux).
-wheel_names=(webdataset braceexpand dask distributed partd locket tornado tblib zict jsonschema jsonschema-specifications
-             referencing rpds-py "setuptools>=77" wheel packaging)
+wheel_names=(webdataset "dask[distributed]" jsonschema pycocotools simplejpeg fastapi uvicorn python-multipart
+             fastapi-offline "setuptools>=77" wheel packaging)
 
 if [ "${1:-}" = "--fetch-wheels" ]; then
   mkdir -p "$wheels"
-  for name in "${wheel_names[@]}"; do
-    "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-      -d "$wheels" "$name" || exit 1
-  done
+  "$python" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d "$wheels" "${wheel_names[@]}" || exit 1
   echo "wheels in $wheels:"; ls "$wheels"
   exit 0
 fi

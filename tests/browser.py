@@ -1,8 +1,10 @@
 """Headless Chromium (Debian's chromium + chromium-driver, driven by Selenium) for the browser tests. Importing this
-module skips the importing test module where either is missing, and fails it under CI (`.ci/run` installs both)."""
+module skips the importing test module where any of the three is missing (a GPU machine's image has none), and fails
+it under CI (`.ci/run` installs them); so the test modules take Selenium's names from here, after that check."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -12,16 +14,26 @@ from pathlib import Path
 import pytest
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-if not (CHROMIUM and CHROMEDRIVER):
+if not (CHROMIUM and CHROMEDRIVER and importlib.util.find_spec("selenium")):
     if os.environ.get("CI"):
-        pytest.fail("the browser tests need Debian's chromium and chromium-driver (.ci/run installs them)",
+        pytest.fail("the browser tests need Debian's chromium and chromium-driver and selenium (.ci/run installs them)",
                     pytrace=False)
-    pytest.skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver)",
+    pytest.skip("chromium/chromedriver/selenium not installed (apt-get install chromium chromium-driver; "
+                "pip install -e '.[dev]')",
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+#: Selenium's names the browser tests use, imported only once the check above passed.
+__all__ = ["ActionChains", "By", "Keys", "ScrollOrigin", "WebDriver", "WebDriverWait", "chromium_factory",
+           "start_chromium"]
 
 #: Quiet, reproducible browsers: no sandbox (containers), no GPU, no background traffic, no first-run pages.
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",

@@ -25,17 +25,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
 from ifcn.trainer.annotate.project_export import export_project
 from ifcn.trainer.annotate.store import AnnotatedObject
 from tests.annotate_data import png_mask
-from tests.browser import chromium_factory
+from tests.browser import ActionChains, By, Keys, ScrollOrigin, WebDriver, WebDriverWait, chromium_factory
 from tests.demo_data import make_demo_checkpoint, write_images
 from tests.ports import free_port
 

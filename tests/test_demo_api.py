@@ -7,12 +7,12 @@ import base64
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from httpx2 import Response
 from PIL import Image
 
 from ifcn.trainer.demo.demo_app import DemoSettings, create_app
@@ -20,6 +20,9 @@ from ifcn.trainer.evaluation.eval_cli import main
 from ifcn.trainer.inference import Predictor
 from tests.demo_data import demo_client, make_demo_checkpoint, sample_image, session_probs, write_images
 from tests.eval_data import make_checkpoint
+
+if TYPE_CHECKING:  # a type only: the GPU machine's image, which runs `pytest -m cuda`, has no httpx2
+    from httpx2 import Response
 
 
 @pytest.fixture(scope="module")

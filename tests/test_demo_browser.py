@@ -22,16 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
 from ifcn.cli_options import MAX_SIDE
 from ifcn.trainer.inference import Predictor
 from ifcn.trainer.inference.images import read_image
-from tests.browser import chromium_factory
+from tests.browser import ActionChains, By, Keys, WebDriver, WebDriverWait, chromium_factory
 from tests.demo_data import DEMO_HOST, make_demo_checkpoint, session_probs, write_images
 from tests.ports import free_port
 
